@@ -1,0 +1,342 @@
+// fastkkt/kkt.hpp — the batched KKT solver: assembly, factorization with fallback, solve with
+// iterative refinement, and the loops over a batch.
+//
+// For batch element b it solves
+//     [ sym(Q) Aᵀ ] [ z ]   [ −q ]
+//     [ A      0  ] [ λ ] = [  c ],     sym(Q) = (Q + Qᵀ)/2,
+// where every operand is a strided view (`Strided`) broadcast to one batch shape: a stride of 0
+// shares an operand across the batch without copying it. Per element:
+//   1. assemble K from Q and A into a record (per-thread scratch, or the caller's output array
+//      for `factorize_batch`), with max|Kᵢⱼ| and ‖K‖∞;
+//   2. factor it in the natural order (fast path, Q positive definite); if that gives up,
+//      assemble again and factor with Bunch–Kaufman pivoting (ldlt.hpp);
+//   3. solve, then refine when the factorization asks for it (pivoted, or growth above
+//      kRefineGrowth): x ← x + K⁻¹(b − Kx) with the residual computed from the original Q and A
+//      — in double for float32 input — until the normwise backward error
+//          ‖b − Kx‖∞ / (‖K‖∞‖x‖∞ + ‖b‖∞)
+//      is at most ε or stops halving (the stopping rule of LAPACK's xSYRFS / xGERFS).
+// Consecutive elements that share Q and A (same addresses) reuse the factorization held by the
+// thread. Elements are independent, so the result is bitwise the same for any thread count.
+// Nothing here allocates per element, throws inside a parallel region, or knows about Python.
+#pragma once
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "fastkkt/ldlt.hpp"
+
+namespace fastkkt {
+
+constexpr int kMaxBatchDims = 32;
+constexpr int kMaxRefineSteps = 5;
+
+struct BatchShape {
+  int ndim = 0;
+  index_t shape[kMaxBatchDims] = {};
+
+  index_t size() const {
+    index_t s = 1;
+    for (int d = 0; d < ndim; ++d) s *= shape[d];
+    return s;
+  }
+};
+
+// A batch of arrays of T broadcast to a BatchShape. Element b (flat, C order over the batch
+// shape) starts at data + Σ_d index_d(b)·bstride[d]; inside an element, entry (i, j) is at
+// i·s0 + j·s1 (a vector uses s0 only). Strides count elements and may be negative or zero.
+template <class T>
+struct Strided {
+  const T* data = nullptr;
+  index_t bstride[kMaxBatchDims] = {};
+  index_t s0 = 0, s1 = 0;
+
+  const T* at(const BatchShape& bs, index_t b) const {
+    index_t off = 0;
+    for (int d = bs.ndim - 1; d >= 0; --d) {
+      const index_t i = b % bs.shape[d];
+      b /= bs.shape[d];
+      off += i * bstride[d];
+    }
+    return data + off;
+  }
+};
+
+// Accumulation type of residuals: double for float (refinement in higher precision), else T.
+template <class T>
+using acc_t = std::conditional_t<std::is_same_v<T, float>, double, T>;
+
+template <class T>
+T quiet_nan() {
+  return std::numeric_limits<T>::quiet_NaN();
+}
+
+// Per-thread scratch: one record plus vectors of length N. Sized once per call.
+template <class T>
+struct Workspace {
+  index_t N = 0;
+  std::vector<T> rec, u, w1, w2, b, x, xprev, y;
+  std::vector<acc_t<T>> r;
+  // factorization held in `rec`: for which (Q, A) and with which status
+  const T* Qp = nullptr;
+  const T* Ap = nullptr;
+  bool held = false;
+  Status status = kSolved;
+
+  explicit Workspace(index_t N_, bool with_record)
+      : N(N_),
+        rec(with_record ? record_size(N_) : 0),
+        u(N_),
+        w1(N_),
+        w2(N_),
+        b(N_),
+        x(N_),
+        xprev(N_),
+        y(N_),
+        r(N_) {}
+};
+
+// One problem's operands: pointers to element b of each, with their inner strides.
+template <class T>
+struct ElementQA {
+  const T* Q;
+  index_t Qs0, Qs1;
+  const T* A;
+  index_t As0, As1;
+};
+
+// K into the lower triangle of the record's N×N block; returns kSolved or a kNonFinite code.
+// Also returns max|Kᵢⱼ| and ‖K‖∞ (the largest absolute row sum of the full symmetric K).
+template <class T>
+Status assemble(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* K, T* rowsum,
+                T& kmax, T& knorm) {
+  const index_t N = n + m;
+  for (index_t i = 0; i < N; ++i) rowsum[i] = 0;
+  T mx = 0;
+  bool finite = true;
+  for (index_t i = 0; i < n; ++i) {
+    T* Ki = K + i * N;
+    for (index_t j = 0; j <= i; ++j) {
+      const T qij = e.Q[i * e.Qs0 + j * e.Qs1], qji = e.Q[j * e.Qs0 + i * e.Qs1];
+      if (check_finite) finite &= std::isfinite(qij) & std::isfinite(qji);
+      const T s = (qij + qji) * T(0.5);
+      Ki[j] = s;
+      const T a = std::abs(s);
+      mx = std::max(mx, a);
+      rowsum[i] += a;
+      if (j != i) rowsum[j] += a;
+    }
+  }
+  if (!finite) return kNonFiniteQ;
+  for (index_t k = 0; k < m; ++k) {
+    T* Kk = K + (n + k) * N;
+    for (index_t j = 0; j < n; ++j) {
+      const T a = e.A[k * e.As0 + j * e.As1];
+      if (check_finite) finite &= static_cast<bool>(std::isfinite(a));
+      Kk[j] = a;
+      const T aa = std::abs(a);
+      mx = std::max(mx, aa);
+      rowsum[n + k] += aa;
+      rowsum[j] += aa;
+    }
+    for (index_t j = n; j <= n + k; ++j) Kk[j] = 0;
+  }
+  if (!finite) return kNonFiniteA;
+  T nrm = 0;
+  for (index_t i = 0; i < N; ++i) nrm = std::max(nrm, rowsum[i]);
+  kmax = mx;
+  knorm = nrm;
+  return kSolved;
+}
+
+// Assembles and factors one KKT matrix into `rec`; returns its status.
+template <class T>
+Status factor_element(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* rec,
+                      Workspace<T>& ws) {
+  const index_t N = n + m;
+  Factor<T> F = Factor<T>::view(rec, N);
+  T kmax = 0, knorm = 0;
+  const Status st = assemble(e, n, m, check_finite, F.L, ws.u.data(), kmax, knorm);
+  if (st != kSolved) return st;
+  if (factor_natural(F, n, kmax, knorm, ws.u.data())) return kSolved;
+  assemble(e, n, m, false, F.L, ws.u.data(), kmax, knorm);
+  return factor_bunch_kaufman(F, n, kmax, knorm, ws.w1.data(), ws.w2.data());
+}
+
+// r = b − K x in acc_t<T>, with K formed on the fly from the original Q and A; returns ‖r‖∞.
+template <class T>
+acc_t<T> kkt_residual(const ElementQA<T>& e, index_t n, index_t m, const T* b, const T* x,
+                      acc_t<T>* r) {
+  using Acc = acc_t<T>;
+  for (index_t i = 0; i < n + m; ++i) r[i] = b[i];
+  const T* z = x;
+  const T* lam = x + n;
+  for (index_t i = 0; i < n; ++i) {
+    // ½(Qᵢⱼ + Qⱼᵢ) zⱼ summed over j, read as Qᵢⱼ contributions to rows i and j
+    for (index_t j = 0; j < n; ++j) {
+      const Acc h = Acc(0.5) * Acc(e.Q[i * e.Qs0 + j * e.Qs1]);
+      r[i] -= h * Acc(z[j]);
+      r[j] -= h * Acc(z[i]);
+    }
+  }
+  for (index_t k = 0; k < m; ++k) {
+    Acc s = 0;
+    for (index_t j = 0; j < n; ++j) {
+      const Acc a = Acc(e.A[k * e.As0 + j * e.As1]);
+      r[j] -= a * Acc(lam[k]);
+      s += a * Acc(z[j]);
+    }
+    r[n + k] -= s;
+  }
+  Acc nr = 0;
+  for (index_t i = 0; i < n + m; ++i) nr = std::max(nr, std::abs(r[i]));
+  return nr;
+}
+
+// Solves for x = [z; λ] with the factorization `rec` of element e and the right-hand side
+// (−q, c). Returns kSolved or a kNonFinite code for q / c.
+template <class T>
+Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, const T* q,
+                     index_t qs, const T* c, index_t cs, bool check_finite, T* z, T* lam,
+                     Workspace<T>& ws) {
+  using Acc = acc_t<T>;
+  const index_t N = n + m;
+  const ConstFactor<T> F = ConstFactor<T>::view(rec, N);
+  T* b = ws.b.data();
+  T* x = ws.x.data();
+  bool finite = true;
+  for (index_t i = 0; i < n; ++i) {
+    b[i] = -q[i * qs];
+    if (check_finite) finite &= static_cast<bool>(std::isfinite(b[i]));
+  }
+  if (!finite) return kNonFiniteq;
+  for (index_t k = 0; k < m; ++k) {
+    b[n + k] = c[k * cs];
+    if (check_finite) finite &= static_cast<bool>(std::isfinite(b[n + k]));
+  }
+  if (!finite) return kNonFinitec;
+
+  for (index_t i = 0; i < N; ++i) x[i] = b[i];
+  factor_solve(F, x, ws.y.data());
+
+  if (F.flags & kRefine) {
+    T bnorm = 0;
+    for (index_t i = 0; i < N; ++i) bnorm = std::max(bnorm, std::abs(b[i]));
+    Acc prev = std::numeric_limits<Acc>::infinity();
+    T* dx = ws.w1.data();
+    for (int it = 0; it <= kMaxRefineSteps; ++it) {
+      const Acc rn = kkt_residual(e, n, m, b, x, ws.r.data());
+      T xn = 0;
+      for (index_t i = 0; i < N; ++i) xn = std::max(xn, std::abs(x[i]));
+      const Acc berr = rn / (Acc(F.knorm) * Acc(xn) + Acc(bnorm));
+      if (!(berr > Acc(eps<T>()))) break;  // converged (or 0/0 for a zero problem)
+      if (berr > Acc(0.5) * prev) {        // stagnated: keep the better of the last two
+        if (berr > prev)
+          for (index_t i = 0; i < N; ++i) x[i] = ws.xprev[i];
+        break;
+      }
+      if (it == kMaxRefineSteps) break;
+      prev = berr;
+      for (index_t i = 0; i < N; ++i) {
+        ws.xprev[i] = x[i];
+        dx[i] = static_cast<T>(ws.r[i]);
+      }
+      factor_solve(F, dx, ws.y.data());
+      for (index_t i = 0; i < N; ++i) x[i] += dx[i];
+    }
+  }
+  for (index_t i = 0; i < n; ++i) z[i] = x[i];
+  for (index_t k = 0; k < m; ++k) lam[k] = x[n + k];
+  return kSolved;
+}
+
+template <class T>
+void fill_nan(T* z, index_t n, T* lam, index_t m) {
+  for (index_t i = 0; i < n; ++i) z[i] = quiet_nan<T>();
+  for (index_t k = 0; k < m; ++k) lam[k] = quiet_nan<T>();
+}
+
+// The operands of one call, all broadcast to `batch`.
+template <class T>
+struct Problem {
+  BatchShape batch;
+  index_t n = 0, m = 0;
+  Strided<T> Q, A, q, c;
+  bool check_finite = true;
+
+  ElementQA<T> qa(index_t b) const {
+    return {Q.at(batch, b), Q.s0, Q.s1, A.at(batch, b), A.s0, A.s1};
+  }
+};
+
+// Runs body(b, workspace) for b in [b0, b1) on `nthreads` OpenMP threads. Workspaces are made
+// before the parallel region, so an allocation failure throws here and not inside it.
+template <class T, class Body>
+void parallel_over_batch(index_t b0, index_t b1, int nthreads, index_t N, bool with_record,
+                         const Body& body) {
+  const index_t count = b1 - b0;
+  if (count <= 0) return;
+  int nt = static_cast<int>(std::min<index_t>(std::max(nthreads, 1), count));
+  std::vector<Workspace<T>> ws;
+  ws.reserve(static_cast<size_t>(nt));
+  for (int t = 0; t < nt; ++t) ws.emplace_back(N, with_record);
+  const index_t chunk = std::max<index_t>(1, count / (static_cast<index_t>(nt) * 16));
+#pragma omp parallel for num_threads(nt) schedule(dynamic, chunk) if (nt > 1)
+  for (index_t b = b0; b < b1; ++b) body(b, ws[static_cast<size_t>(omp_get_thread_num())]);
+}
+
+// solve: z (B×n), lam (B×m), info (B) contiguous over the flat batch; elements [b0, b1).
+template <class T>
+void solve_batch(const Problem<T>& P, T* z, T* lam, std::int32_t* info, index_t b0, index_t b1,
+                 int nthreads) {
+  const index_t n = P.n, m = P.m, N = n + m;
+  parallel_over_batch<T>(b0, b1, nthreads, N, true, [&](index_t b, Workspace<T>& ws) {
+    const ElementQA<T> e = P.qa(b);
+    if (!(ws.held && ws.Qp == e.Q && ws.Ap == e.A)) {
+      ws.status = factor_element(e, n, m, P.check_finite, ws.rec.data(), ws);
+      ws.held = true;
+      ws.Qp = e.Q;
+      ws.Ap = e.A;
+    }
+    Status st = ws.status;
+    if (st == kSolved)
+      st = solve_element(ws.rec.data(), e, n, m, P.q.at(P.batch, b), P.q.s0, P.c.at(P.batch, b),
+                         P.c.s0, P.check_finite, z + b * n, lam + b * m, ws);
+    if (st != kSolved) fill_nan(z + b * n, n, lam + b * m, m);
+    info[b] = st;
+  });
+}
+
+// factorize: records (B × record_size(N)) and info (B) contiguous; elements [b0, b1).
+// Only P.Q and P.A are used.
+template <class T>
+void factorize_batch(const Problem<T>& P, T* records, std::int32_t* info, index_t b0, index_t b1,
+                     int nthreads) {
+  const index_t N = P.n + P.m, R = record_size(N);
+  parallel_over_batch<T>(b0, b1, nthreads, N, false, [&](index_t b, Workspace<T>& ws) {
+    info[b] = factor_element(P.qa(b), P.n, P.m, P.check_finite, records + b * R, ws);
+  });
+}
+
+// Solve with stored factorizations: `records` and `finfo` are strided views (batch strides
+// only; a record is contiguous) broadcast to P.batch. Writes z, lam, info like solve_batch.
+template <class T>
+void solve_factored_batch(const Problem<T>& P, const Strided<T>& records,
+                          const Strided<std::int32_t>& finfo, T* z, T* lam, std::int32_t* info,
+                          index_t b0, index_t b1, int nthreads) {
+  const index_t n = P.n, m = P.m, N = n + m;
+  parallel_over_batch<T>(b0, b1, nthreads, N, false, [&](index_t b, Workspace<T>& ws) {
+    Status st = static_cast<Status>(*finfo.at(P.batch, b));
+    if (st == kSolved)
+      st = solve_element(records.at(P.batch, b), P.qa(b), n, m, P.q.at(P.batch, b), P.q.s0,
+                         P.c.at(P.batch, b), P.c.s0, P.check_finite, z + b * n, lam + b * m, ws);
+    if (st != kSolved) fill_nan(z + b * n, n, lam + b * m, m);
+    info[b] = st;
+  });
+}
+
+}  // namespace fastkkt

@@ -1,0 +1,313 @@
+// fastkkt/ldlt.hpp — LDLᵀ factorizations of one dense symmetric KKT matrix, and the solve.
+//
+// The KKT matrix of   minimize ½zᵀQz + qᵀz  subject to  Az = c   is
+//
+//         [ Q  Aᵀ ]          n rows for z, m rows for λ,  N = n + m,
+//     K = [ A  0  ]          K [z; λ] = [−q; c].
+//
+// K is symmetric and indefinite. When Q is positive definite on the null space of A and A has
+// full row rank, K has exactly n positive and m negative eigenvalues (its inertia is (n, m, 0));
+// by Sylvester's law of inertia the signs of D in any factorization P K Pᵀ = L D Lᵀ show that
+// inertia, so the pivots certify a strict minimum for free.
+//
+// Two factorizations write the same record (`Factor`), so one solve serves both:
+//
+//  * `factor_natural`: LDLᵀ without pivoting in the natural order — the Q block first, then the
+//    Schur complement −A Q⁻¹ Aᵀ. When Q is positive definite this is Cholesky on the Q block
+//    and Cholesky of a negative definite matrix on the second block: no pivoting is needed and
+//    the pivot signs are (+…+, −…−). It gives up (returns false) as soon as a pivot has the
+//    wrong sign or is numerically zero, and the caller falls back to:
+//  * `factor_bunch_kaufman`: symmetric indefinite LDLᵀ with Bunch–Kaufman partial pivoting and
+//    1×1 / 2×2 diagonal blocks (Bunch & Kaufman, Math. Comp. 31 (1977); the unblocked
+//    algorithm of LAPACK's xSYTF2, α = (1 + √17)/8 bounds the element growth). Valid for any
+//    symmetric matrix; it reports singularity and the inertia.
+//
+// Storage: the record is caller memory of `record_size(N)` scalars, laid out as
+//     L     N×N row-major; the strict lower triangle holds the unit lower triangular L
+//           (entries inside a 2×2 block of D are 0), the rest is unused;
+//     d     N     the diagonal of D;
+//     e     N     e[k] = D(k+1, k) when rows k, k+1 form a 2×2 block, else 0;
+//     perm  N     P as row indices: row k of P K Pᵀ is row perm[k] of K (stored as a scalar);
+//     knorm 1     ‖K‖∞, for the backward error of iterative refinement;
+//     flags 1     kRefine | kPivoted bits (stored as a scalar).
+// Nothing here allocates, throws, or knows about Python.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace fastkkt {
+
+using index_t = std::int64_t;
+
+// Per-element status, as in the public API's `info`.
+enum Status : std::int32_t {
+  kSolved = 0,      // solved; the point is the strict minimum
+  kSingular = 1,    // K is (numerically) singular
+  kNotMinimum = 2,  // K is nonsingular but its inertia is not (n, m): not a strict minimum
+  // Non-finite input (only when checking is on); the binding layer turns these into ValueError.
+  kNonFiniteQ = 3,
+  kNonFiniteq = 4,
+  kNonFiniteA = 5,
+  kNonFinitec = 6,
+};
+
+// Record flags.
+enum : int { kRefine = 1, kPivoted = 2 };
+
+inline index_t record_size(index_t N) { return N * N + 3 * N + 2; }
+
+template <class T>
+struct Factor {
+  T* L;
+  T* d;
+  T* e;
+  T* perm;
+  T* knorm;
+  T* flags;
+  index_t N;
+
+  static Factor view(T* rec, index_t N) {
+    return {rec, rec + N * N, rec + N * N + N, rec + N * N + 2 * N, rec + N * N + 3 * N,
+            rec + N * N + 3 * N + 1, N};
+  }
+};
+
+template <class T>
+struct ConstFactor {
+  const T* L;
+  const T* d;
+  const T* e;
+  const T* perm;
+  T knorm;
+  int flags;
+  index_t N;
+
+  static ConstFactor view(const T* rec, index_t N) {
+    return {rec,
+            rec + N * N,
+            rec + N * N + N,
+            rec + N * N + 2 * N,
+            rec[N * N + 3 * N],
+            static_cast<int>(rec[N * N + 3 * N + 1]),
+            N};
+  }
+};
+
+template <class T>
+constexpr T eps() {
+  return std::numeric_limits<T>::epsilon();
+}
+
+// Growth above which a natural-order factorization is followed by iterative refinement: with
+// g = maxᵢ Σₖ |Lᵢₖ|² |dₖ| / ‖K‖∞ the computed factors satisfy L D Lᵀ = K + ΔK with
+// ‖ΔK‖∞ ≲ N·ε·g·‖K‖∞ (Higham, Accuracy and Stability of Numerical Algorithms, §10.4 / §11.1).
+// Below this the factorization is as backward stable as a pivoted one and one solve suffices.
+constexpr double kRefineGrowth = 4.0;
+
+// LDLᵀ without pivoting, in place on the N×N row-major matrix F.L whose lower triangle holds K
+// (the first n rows belong to Q). Row-oriented ("left-looking") form: for row i,
+//     uᵢⱼ = Kᵢⱼ − Σ_{k<j} uᵢₖ Lⱼₖ,   Lᵢⱼ = uᵢⱼ / dⱼ     (j < i),
+//     dᵢ  = Kᵢᵢ − Σ_{k<i} uᵢₖ Lᵢₖ,
+// so every inner product runs over contiguous memory. `u` is N scalars of scratch.
+// Accepts only the sign pattern of a strict minimum — dᵢ > 0 for i < n, dᵢ < 0 for i ≥ n — with
+// every |dᵢ| above N·ε times the size of what was cancelled to form it; returns false otherwise
+// (the caller then refactors with Bunch–Kaufman from a fresh copy of K).
+template <class T>
+bool factor_natural(Factor<T> F, index_t n, T kmax, T knorm, T* u) {
+  const index_t N = F.N;
+  T* L = F.L;
+  const T tol = static_cast<T>(N) * eps<T>();
+  T growth = 0;
+  for (index_t i = 0; i < N; ++i) {
+    T* Li = L + i * N;
+    for (index_t j = 0; j < i; ++j) {
+      const T* Lj = L + j * N;
+      T s = Li[j];
+      for (index_t k = 0; k < j; ++k) s -= u[k] * Lj[k];
+      u[j] = s;
+    }
+    T di = Li[i];
+    T cancelled = 0;  // Σₖ |uᵢₖ Lᵢₖ| = Σₖ Lᵢₖ² |dₖ|
+    for (index_t j = 0; j < i; ++j) {
+      const T lij = u[j] / F.d[j];
+      Li[j] = lij;
+      di -= u[j] * lij;
+      cancelled += std::abs(u[j] * lij);
+    }
+    const bool sign_ok = (i < n) ? (di > 0) : (di < 0);
+    if (!sign_ok || !(std::abs(di) > tol * std::max(kmax, cancelled))) return false;
+    F.d[i] = di;
+    F.e[i] = 0;
+    F.perm[i] = static_cast<T>(i);
+    growth = std::max(growth, cancelled);
+  }
+  *F.knorm = knorm;
+  *F.flags = static_cast<T>(growth > static_cast<T>(kRefineGrowth) * knorm ? kRefine : 0);
+  return true;
+}
+
+// Symmetric interchange of rows/columns p < r of the matrix whose lower triangle is stored in
+// the N×N row-major L; columns < k0 hold finished columns of the factor L, whose rows are
+// swapped too so that the result is P K Pᵀ = L D Lᵀ with one permutation.
+template <class T>
+void symmetric_swap(T* L, index_t N, index_t p, index_t r) {
+  T* Lp = L + p * N;
+  T* Lr = L + r * N;
+  for (index_t j = 0; j < p; ++j) std::swap(Lp[j], Lr[j]);
+  std::swap(Lp[p], Lr[r]);
+  for (index_t j = p + 1; j < r; ++j) std::swap(L[j * N + p], Lr[j]);
+  for (index_t i = r + 1; i < N; ++i) std::swap(L[i * N + p], L[i * N + r]);
+}
+
+// Bunch–Kaufman LDLᵀ in place on the lower triangle of F.L (which holds K). Returns the status:
+// kSingular when a pivot column is numerically zero — all its entries at most
+// N·ε·max(max|K|, max|entry of any Schur complement formed so far|) — else kSolved or
+// kNotMinimum from the inertia of D. `w1`, `w2` are N scalars of scratch each.
+template <class T>
+Status factor_bunch_kaufman(Factor<T> F, index_t n, T kmax, T knorm, T* w1, T* w2) {
+  const index_t N = F.N;
+  T* L = F.L;
+  const T alpha = static_cast<T>((1.0 + std::sqrt(17.0)) / 8.0);
+  T scale = kmax;  // largest entry seen in K and in every Schur complement
+  index_t npos = 0, nneg = 0;
+  for (index_t i = 0; i < N; ++i) F.perm[i] = static_cast<T>(i);
+
+  index_t k = 0;
+  while (k < N) {
+    const T tol = static_cast<T>(N) * eps<T>() * scale;
+    const T absakk = std::abs(L[k * N + k]);
+    index_t imax = k;
+    T colmax = 0;
+    for (index_t i = k + 1; i < N; ++i) {
+      const T a = std::abs(L[i * N + k]);
+      if (a > colmax) {
+        colmax = a;
+        imax = i;
+      }
+    }
+    if (!(std::max(absakk, colmax) > tol)) return kSingular;  // also catches NaN
+
+    index_t kp = k, kstep = 1;
+    if (absakk < alpha * colmax) {
+      // rowmax = largest off-diagonal entry in row/column imax of the active submatrix
+      T rowmax = 0;
+      for (index_t j = k; j < imax; ++j) rowmax = std::max(rowmax, std::abs(L[imax * N + j]));
+      for (index_t i = imax + 1; i < N; ++i) rowmax = std::max(rowmax, std::abs(L[i * N + imax]));
+      if (absakk >= alpha * colmax * (colmax / rowmax)) {
+        kp = k;
+      } else if (std::abs(L[imax * N + imax]) >= alpha * rowmax) {
+        kp = imax;
+      } else {
+        kp = imax;
+        kstep = 2;
+      }
+    }
+    const index_t kk = k + kstep - 1;
+    if (kp != kk) {
+      symmetric_swap(L, N, kk, kp);
+      std::swap(F.perm[kk], F.perm[kp]);
+    }
+
+    if (kstep == 1) {
+      const T dk = L[k * N + k];
+      F.d[k] = dk;
+      F.e[k] = 0;
+      (dk > 0 ? npos : nneg) += 1;
+      for (index_t i = k + 1; i < N; ++i) w1[i] = L[i * N + k];
+      for (index_t i = k + 1; i < N; ++i) {
+        T* Li = L + i * N;
+        const T li = w1[i] / dk;
+        for (index_t j = k + 1; j <= i; ++j) {
+          Li[j] -= li * w1[j];
+          scale = std::max(scale, std::abs(Li[j]));
+        }
+        Li[k] = li;
+      }
+    } else {
+      // 2×2 pivot D = [a b; b c] in rows k, k+1. Lᵢ = wᵢ D⁻¹ with wᵢ = (Kᵢₖ, Kᵢ,ₖ₊₁), computed
+      // in LAPACK's scaled form to avoid overflow: with d11 = c/b, d22 = a/b, t = 1/(d11 d22 − 1),
+      //   Lᵢₖ = (t/b)(d11 wᵢₖ − wᵢ,ₖ₊₁),   Lᵢ,ₖ₊₁ = (t/b)(d22 wᵢ,ₖ₊₁ − wᵢₖ).
+      const T a = L[k * N + k], b = L[(k + 1) * N + k], c = L[(k + 1) * N + k + 1];
+      F.d[k] = a;
+      F.d[k + 1] = c;
+      F.e[k] = b;
+      F.e[k + 1] = 0;
+      const T det = a * c - b * b;
+      if (det < 0) {
+        npos += 1;
+        nneg += 1;
+      } else {
+        (a > 0 ? npos : nneg) += 2;
+      }
+      F.perm[k] = -(F.perm[k] + 1);  // marks the first row of a 2×2 block
+      L[(k + 1) * N + k] = 0;
+      const T d11 = c / b, d22 = a / b, t = T(1) / (d11 * d22 - T(1)), s = t / b;
+      for (index_t i = k + 2; i < N; ++i) {
+        w1[i] = L[i * N + k];
+        w2[i] = L[i * N + k + 1];
+      }
+      for (index_t i = k + 2; i < N; ++i) {
+        T* Li = L + i * N;
+        const T l1 = s * (d11 * w1[i] - w2[i]);
+        const T l2 = s * (d22 * w2[i] - w1[i]);
+        for (index_t j = k + 2; j <= i; ++j) {
+          Li[j] -= l1 * w1[j] + l2 * w2[j];
+          scale = std::max(scale, std::abs(Li[j]));
+        }
+        Li[k] = l1;
+        Li[k + 1] = l2;
+      }
+    }
+    k += kstep;
+  }
+  *F.knorm = knorm;
+  *F.flags = static_cast<T>(kRefine | kPivoted);
+  return (npos == n && nneg == N - n) ? kSolved : kNotMinimum;
+}
+
+// Solves K x = b with the factors: x = Pᵀ L⁻ᵀ D⁻¹ L⁻¹ P b. `b` (length N) is overwritten by x;
+// `y` is N scalars of scratch.
+template <class T>
+void factor_solve(const ConstFactor<T>& F, T* b, T* y) {
+  const index_t N = F.N;
+  for (index_t k = 0; k < N; ++k) {
+    const T p = F.perm[k];
+    y[k] = b[static_cast<index_t>(p < 0 ? -p - 1 : p)];
+  }
+  // L y' = y (unit lower, row by row)
+  for (index_t i = 1; i < N; ++i) {
+    const T* Li = F.L + i * N;
+    T s = y[i];
+    for (index_t j = 0; j < i; ++j) s -= Li[j] * y[j];
+    y[i] = s;
+  }
+  // D y'' = y'
+  for (index_t k = 0; k < N;) {
+    if (F.perm[k] < 0) {  // 2×2 block [a b; b c]
+      const T a = F.d[k], b = F.e[k], c = F.d[k + 1];
+      const T d11 = c / b, d22 = a / b, t = T(1) / (d11 * d22 - T(1));
+      const T y1 = y[k] / b, y2 = y[k + 1] / b;
+      y[k] = t * (d11 * y1 - y2);
+      y[k + 1] = t * (d22 * y2 - y1);
+      k += 2;
+    } else {
+      y[k] /= F.d[k];
+      k += 1;
+    }
+  }
+  // Lᵀ x' = y'' (column-oriented so that rows of L are read contiguously)
+  for (index_t j = N - 1; j > 0; --j) {
+    const T* Lj = F.L + j * N;
+    const T yj = y[j];
+    for (index_t i = 0; i < j; ++i) y[i] -= Lj[i] * yj;
+  }
+  for (index_t k = 0; k < N; ++k) {
+    const T p = F.perm[k];
+    b[static_cast<index_t>(p < 0 ? -p - 1 : p)] = y[k];
+  }
+}
+
+}  // namespace fastkkt

@@ -1,0 +1,432 @@
+"""The NumPy API: validation, dtype promotion and broadcasting around the compiled core.
+
+Each batch element is the equality-constrained quadratic program
+
+    minimize_z  ½ zᵀ Q z + qᵀ z   subject to  A z = c,
+
+solved through its KKT system (Lagrangian L = ½zᵀQz + qᵀz + λᵀ(Az − c))::
+
+    [ sym(Q)  Aᵀ ] [ z ]   [ −q ]
+    [ A       0  ] [ λ ] = [  c ],      sym(Q) = (Q + Qᵀ)/2.
+
+Shapes: Q (..., n, n), q (..., n), A (..., m, n), c (..., m); the leading batch dimensions
+broadcast by NumPy rules. Broadcast operands are passed to the core as stride-0 views, never
+expanded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from fastkkt._dispatch import core
+from fastkkt._errors import KKTError
+
+__all__ = [
+    "KKTFactorization",
+    "factorize",
+    "get_num_threads",
+    "set_num_threads",
+    "solve",
+    "solve_ex",
+]
+
+# info codes from the core (cpp/include/fastkkt/ldlt.hpp, enum Status)
+SOLVED, SINGULAR, NOT_MINIMUM = 0, 1, 2
+_NONFINITE = {3: "Q", 4: "q", 5: "A", 6: "c"}
+
+# Refuse requests whose per-thread scratch alone could not be allocated: (n+m)² scalars.
+_MAX_KKT_ENTRIES = 1 << 40
+
+
+# --------------------------------------------------------------------------------------------
+# threads
+
+
+def _default_threads() -> int:
+    env = os.environ.get("FASTKKT_NUM_THREADS", "").strip()
+    if env:
+        try:
+            k = int(env)
+        except ValueError:
+            k = 0
+        if k >= 1:
+            return k
+        raise ValueError(f"FASTKKT_NUM_THREADS must be a positive integer, got {env!r}")
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_num_threads = _default_threads()
+_threads_lock = threading.Lock()
+
+
+def set_num_threads(k: int) -> None:
+    """Use `k` threads (k ≥ 1) for later calls. Results do not depend on it, bit for bit."""
+    global _num_threads
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise TypeError(f"set_num_threads expects an int, got {type(k).__name__}")
+    if k < 1:
+        raise ValueError(f"set_num_threads expects k >= 1, got {k}")
+    with _threads_lock:
+        _num_threads = int(k)
+
+
+def get_num_threads() -> int:
+    """The number of threads calls use: every core, $FASTKKT_NUM_THREADS, or set_num_threads."""
+    return _num_threads
+
+
+# --------------------------------------------------------------------------------------------
+# validation and conversion
+
+
+def _as_array(x: ArrayLike, name: str) -> np.ndarray:
+    try:
+        a = np.asarray(x)
+    except Exception as exc:  # e.g. ragged nested lists
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+    if a.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} has dtype {a.dtype}; fastkkt solves real problems in float32 or float64"
+        )
+    if a.dtype.kind == "f" and a.dtype.itemsize > 8:
+        raise TypeError(f"{name} has dtype {a.dtype}; convert it to float64")
+    return a
+
+
+def _compute_dtype(*arrays: np.ndarray) -> np.dtype:
+    """float32 if every input is float32 (or float16), else float64; integers become float64."""
+    floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
+    if floats and len(floats) == len(arrays) and all(d.itemsize <= 4 for d in floats):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _native(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`a` as `dtype` in native byte order at an aligned address; copies only when needed."""
+    a = np.asarray(a, dtype=dtype)
+    if not a.flags.aligned:
+        a = a.copy()
+    return a
+
+
+def _shape_str(a: np.ndarray) -> str:
+    return str(tuple(a.shape))
+
+
+def _check_mat(a: np.ndarray, name: str, what: str) -> None:
+    if a.ndim < 2:
+        raise ValueError(f"{name} must have shape {what}, got shape {_shape_str(a)}")
+
+
+def _check_vec(a: np.ndarray, name: str, what: str, size: int, size_name: str) -> None:
+    if a.ndim < 1:
+        raise ValueError(f"{name} must have shape {what}, got a scalar")
+    if a.shape[-1] != size:
+        raise ValueError(
+            f"{name} must have shape {what} with {size_name} = {size}, got shape {_shape_str(a)}"
+        )
+
+
+def _batch_shape(named: dict[str, tuple[np.ndarray, int]]) -> tuple[int, ...]:
+    """Broadcast the batch dimensions (all but the last `k`) of the named arrays."""
+    batches = {name: a.shape[: a.ndim - k] for name, (a, k) in named.items()}
+    try:
+        return tuple(np.broadcast_shapes(*batches.values()))
+    except ValueError:
+        desc = ", ".join(f"{name} {b}" for name, b in batches.items())
+        raise ValueError(f"batch dimensions do not broadcast: {desc}") from None
+
+
+def _check_size(batch: tuple[int, ...], n: int, m: int) -> None:
+    N = n + m
+    if N * N > _MAX_KKT_ENTRIES:
+        raise MemoryError(f"a KKT matrix of size {N}×{N} does not fit in memory")
+    b = 1
+    for s in batch:
+        b *= s
+    if b * max(N, 1) > _MAX_KKT_ENTRIES:
+        raise MemoryError(f"the batch {batch} of {N}-dimensional results does not fit in memory")
+
+
+def _prepare_qa(Q: ArrayLike, A: ArrayLike) -> tuple[np.ndarray, np.ndarray, int, int]:
+    Qa, Aa = _as_array(Q, "Q"), _as_array(A, "A")
+    _check_mat(Qa, "Q", "(..., n, n)")
+    n = Qa.shape[-1]
+    if Qa.shape[-2] != n:
+        raise ValueError(f"Q must be square with shape (..., n, n), got shape {_shape_str(Qa)}")
+    _check_mat(Aa, "A", "(..., m, n)")
+    if Aa.shape[-1] != n:
+        raise ValueError(
+            f"A must have shape (..., m, n) with n = {n} (from Q {_shape_str(Qa)}), "
+            f"got shape {_shape_str(Aa)}"
+        )
+    return Qa, Aa, n, Aa.shape[-2]
+
+
+def _prepare_qc(q: ArrayLike, c: ArrayLike, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    qa, ca = _as_array(q, "q"), _as_array(c, "c")
+    _check_vec(qa, "q", "(..., n)", n, "n")
+    _check_vec(ca, "c", "(..., m)", m, "m")
+    return qa, ca
+
+
+def _broadcast(a: np.ndarray, batch: tuple[int, ...], k: int) -> np.ndarray:
+    return np.broadcast_to(a, batch + a.shape[a.ndim - k :])
+
+
+def _raise_nonfinite(info: np.ndarray) -> None:
+    codes = info[info >= 3]
+    if codes.size:
+        code = int(codes.min())
+        where = tuple(int(i) for i in np.argwhere(info == code)[0])
+        name = _NONFINITE[code]
+        at = f" (batch element {where})" if where else ""
+        raise ValueError(f"{name} contains NaN or Inf{at}; pass check_finite=False to skip this check")
+
+
+def _raise_kkt(info: np.ndarray) -> None:
+    """Raise KKTError naming the failing elements, if any element of `info` is nonzero."""
+    if not info.any():
+        return
+    bad = np.argwhere(info != SOLVED)
+
+    def at(code: int) -> str:
+        idx = [tuple(int(i) for i in row) for row in bad if info[tuple(row)] == code]
+        return ", ".join(str(i) for i in idx[:8]) + (", …" if len(idx) > 8 else "")
+
+    parts = []
+    if np.any(info == SINGULAR):
+        parts.append(
+            "singular KKT matrix (A without full row rank, or Q singular on the null space "
+            f"of A) at {at(SINGULAR)}"
+        )
+    if np.any(info == NOT_MINIMUM):
+        parts.append(
+            "not a strict minimum (Q not positive definite on the null space of A) "
+            f"at {at(NOT_MINIMUM)}"
+        )
+    msg = (
+        f"{len(bad)} of {max(info.size, 1)} problems failed: "
+        + "; ".join(parts)
+        + ". fastkkt.solve_ex returns per-element status instead of raising."
+    )
+    raise KKTError(info, msg)
+
+
+# --------------------------------------------------------------------------------------------
+# public functions
+
+
+def solve_ex(
+    Q: ArrayLike, q: ArrayLike, A: ArrayLike, c: ArrayLike, *, check_finite: bool = True
+) -> tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]], NDArray[np.int32]]:
+    """Solve a batch of equality-constrained QPs, reporting failures per element.
+
+    Parameters
+    ----------
+    Q : array_like, shape (..., n, n)
+        Quadratic term; only its symmetric part (Q + Qᵀ)/2 is used.
+    q : array_like, shape (..., n)
+        Linear term.
+    A : array_like, shape (..., m, n)
+        Constraint matrix (m = 0 gives an unconstrained problem).
+    c : array_like, shape (..., m)
+        Constraint right-hand side.
+    check_finite : bool
+        Raise ValueError on NaN or Inf in any input (default).
+
+    Returns
+    -------
+    z : ndarray, shape (..., n)
+    lam : ndarray, shape (..., m)
+        The minimizer and the multipliers, satisfying
+        sym(Q) z + Aᵀ λ = −q and A z = c, over the broadcast batch shape.
+    info : ndarray of int32, shape (...)
+        0 solved; 1 singular KKT matrix; 2 not a strict minimum (the inertia of the KKT matrix
+        is not (n, m), i.e. Q is not positive definite on the null space of A). Failed
+        elements hold NaN in z and lam; the others are exactly what `solve` returns.
+
+    Raises ValueError for shapes that do not match or broadcast and for non-finite input,
+    TypeError for complex or non-numeric input.
+    """
+    return _solve(Q, q, A, c, check_finite)
+
+
+def solve(
+    Q: ArrayLike,
+    q: ArrayLike,
+    A: ArrayLike,
+    c: ArrayLike,
+    *,
+    return_multipliers: bool = False,
+    check_finite: bool = True,
+) -> Any:
+    """Solve ``minimize ½zᵀQz + qᵀz subject to Az = c`` for a batch of problems.
+
+    Solves the KKT system ``[[sym(Q), Aᵀ], [A, 0]] [z; λ] = [−q; c]`` of every batch element
+    with an LDLᵀ factorization (natural order when Q is positive definite, Bunch–Kaufman
+    pivoting otherwise) and iterative refinement where needed. Shapes: Q (..., n, n),
+    q (..., n), A (..., m, n), c (..., m); batch dimensions broadcast. float32 input is solved
+    in float32, anything else in float64.
+
+    Returns z of shape (..., n), or (z, lam) with lam of shape (..., m) when
+    `return_multipliers` is true.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match or broadcast; NaN or Inf in an input (if `check_finite`).
+    TypeError
+        Complex or non-numeric input.
+    KKTError
+        Some element has a singular KKT matrix or is not a strict minimum; ``.indices`` lists
+        them (see `solve_ex` to get per-element status instead).
+    """
+    z, lam, info = _solve(Q, q, A, c, check_finite)
+    _raise_kkt(info)
+    return (z, lam) if return_multipliers else z
+
+
+def _solve(Q: ArrayLike, q: ArrayLike, A: ArrayLike, c: ArrayLike, check_finite: bool):
+    Qa, Aa, n, m = _prepare_qa(Q, A)
+    qa, ca = _prepare_qc(q, c, n, m)
+    dtype = _compute_dtype(Qa, qa, Aa, ca)
+    batch = _batch_shape({"Q": (Qa, 2), "q": (qa, 1), "A": (Aa, 2), "c": (ca, 1)})
+    _check_size(batch, n, m)
+    Qb = _broadcast(_native(Qa, dtype), batch, 2)
+    qb = _broadcast(_native(qa, dtype), batch, 1)
+    Ab = _broadcast(_native(Aa, dtype), batch, 2)
+    cb = _broadcast(_native(ca, dtype), batch, 1)
+    z = np.empty(batch + (n,), dtype)
+    lam = np.empty(batch + (m,), dtype)
+    info = np.empty(batch, np.int32)
+    core.solve(Qb, qb, Ab, cb, z, lam, info, bool(check_finite), _num_threads)
+    _raise_nonfinite(info)
+    return z, lam, info
+
+
+class KKTFactorization:
+    """Factorizations of a batch of KKT matrices ``[[sym(Q), Aᵀ], [A, 0]]``, for many solves.
+
+    Made by `factorize`. Holds, per batch element, P K Pᵀ = L D Lᵀ with D block diagonal
+    (1×1 and 2×2 blocks): (n+m)² + 3(n+m) + 2 numbers, plus private copies of Q and A for
+    iterative refinement. ``F.solve(q, c)`` gives exactly what ``fastkkt.solve(Q, q, A, c)``
+    gives for the same (Q, A) and dtype.
+
+    Attributes
+    ----------
+    n, m : int
+    batch_shape : tuple of int
+        The broadcast batch shape of Q and A.
+    dtype : numpy.dtype
+        float32 or float64; `solve` casts q and c to it.
+    info : ndarray of int32, shape batch_shape
+        0 factored (a strict minimum), 1 singular, 2 not a strict minimum.
+    """
+
+    def __init__(self, Q: ArrayLike, A: ArrayLike, *, check_finite: bool = True) -> None:
+        Qa, Aa, n, m = _prepare_qa(Q, A)
+        dtype = _compute_dtype(Qa, Aa)
+        batch = _batch_shape({"Q": (Qa, 2), "A": (Aa, 2)})
+        _check_size(batch, n, m)
+        # Own, unbroadcast copies: the factorization is a snapshot of Q and A.
+        self._Q = np.array(Qa, dtype=dtype, order="C", copy=True)
+        self._A = np.array(Aa, dtype=dtype, order="C", copy=True)
+        self.n, self.m, self.batch_shape, self.dtype = n, m, batch, dtype
+        R = int(core.record_size(n + m))
+        self._records = np.empty(batch + (R,), dtype)
+        self._info = np.empty(batch, np.int32)
+        core.factorize(
+            _broadcast(self._Q, batch, 2),
+            _broadcast(self._A, batch, 2),
+            self._records,
+            self._info,
+            bool(check_finite),
+            _num_threads,
+        )
+        _raise_nonfinite(self._info)
+
+    @classmethod
+    def _from_arrays(
+        cls, Q: np.ndarray, A: np.ndarray, records: np.ndarray, info: np.ndarray
+    ) -> KKTFactorization:
+        """Rebuild from the arrays of an earlier factorization (``F._Q, F._A, F._records,
+        F._info``), e.g. after a round trip through torch tensors. Not validated: internal."""
+        self = cls.__new__(cls)
+        self._Q, self._A, self._records, self._info = Q, A, records, info
+        self.n, self.m = Q.shape[-1], A.shape[-2]
+        self.batch_shape, self.dtype = tuple(info.shape), records.dtype
+        return self
+
+    @property
+    def info(self) -> NDArray[np.int32]:
+        return self._info.copy()
+
+    def __repr__(self) -> str:
+        bad = int(np.count_nonzero(self._info))
+        return (
+            f"KKTFactorization(n={self.n}, m={self.m}, batch_shape={self.batch_shape}, "
+            f"dtype={self.dtype}, failed={bad})"
+        )
+
+    def solve_ex(
+        self, q: ArrayLike, c: ArrayLike, *, check_finite: bool = True
+    ) -> tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]], NDArray[np.int32]]:
+        """Like `fastkkt.solve_ex` with this factorization's Q and A: (z, lam, info)."""
+        qa, ca = _prepare_qc(q, c, self.n, self.m)
+        batch = _batch_shape(
+            {"factorization": (self._info, 0), "q": (qa, 1), "c": (ca, 1)}
+        )
+        _check_size(batch, self.n, self.m)
+        z = np.empty(batch + (self.n,), self.dtype)
+        lam = np.empty(batch + (self.m,), self.dtype)
+        info = np.empty(batch, np.int32)
+        core.solve_factored(
+            _broadcast(self._records, batch, 1),
+            _broadcast(self._info, batch, 0),
+            _broadcast(self._Q, batch, 2),
+            _broadcast(_native(qa, self.dtype), batch, 1),
+            _broadcast(self._A, batch, 2),
+            _broadcast(_native(ca, self.dtype), batch, 1),
+            z,
+            lam,
+            info,
+            bool(check_finite),
+            _num_threads,
+        )
+        _raise_nonfinite(info)
+        return z, lam, info
+
+    def solve(
+        self,
+        q: ArrayLike,
+        c: ArrayLike,
+        *,
+        return_multipliers: bool = False,
+        check_finite: bool = True,
+    ) -> Any:
+        """Solve with new (q, c): z of shape (..., n), or (z, lam) with `return_multipliers`.
+
+        Broadcasts q (..., n) and c (..., m) against the factorization's batch shape. Raises
+        KKTError for elements whose factorization failed.
+        """
+        z, lam, info = self.solve_ex(q, c, check_finite=check_finite)
+        _raise_kkt(info)
+        return (z, lam) if return_multipliers else z
+
+
+def factorize(Q: ArrayLike, A: ArrayLike, *, check_finite: bool = True) -> KKTFactorization:
+    """Factor the KKT matrices of a batch of (Q, A) once, to solve for many (q, c).
+
+    Q (..., n, n) and A (..., m, n) broadcast against each other. Does not raise for failed
+    elements: they are reported in ``F.info`` and raise `KKTError` from ``F.solve``.
+    """
+    return KKTFactorization(Q, A, check_finite=check_finite)

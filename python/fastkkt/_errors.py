@@ -1,0 +1,56 @@
+"""The exception raised when a KKT system in a batch cannot be solved."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+__all__ = ["KKTError"]
+
+_REASONS = {1: "singular KKT matrix", 2: "not a strict minimum (wrong inertia)"}
+_MAX_LISTED = 10
+
+
+class KKTError(np.linalg.LinAlgError):
+    """Some KKT systems of a batch are singular or do not define a strict minimum.
+
+    Raised by :func:`fastkkt.solve` (and ``factorize(...).solve``) when any batch element
+    fails; :func:`fastkkt.solve_ex` reports the same status per element instead.
+
+    Parameters
+    ----------
+    info : array_like of int, shape (...)
+        Per-element status over the broadcast batch shape: 0 solved, 1 singular KKT matrix,
+        2 not a strict minimum (the KKT matrix does not have inertia (n, m)).
+    message : str, optional
+        Overrides the default message, which names the failing batch elements.
+
+    Attributes
+    ----------
+    info : numpy.ndarray of int32, shape (...)
+        The status array.
+    indices : list of tuple of int
+        Batch indices of the failing elements in C order, e.g. ``[(0, 2), (1, 1)]``;
+        ``[()]`` for a failed unbatched problem.
+    """
+
+    def __init__(self, info: Any, message: Optional[str] = None) -> None:
+        self.info = np.array(info, dtype=np.int32)
+        self.indices = [tuple(int(i) for i in idx) for idx in np.argwhere(self.info != 0)]
+        if message is None:
+            message = _describe(self.info, self.indices)
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.info, str(self)))
+
+
+def _describe(info: np.ndarray, indices: list) -> str:
+    parts = [f"{idx} {_REASONS.get(int(info[idx]), f'info {int(info[idx])}')}" for idx in indices]
+    if len(parts) > _MAX_LISTED:
+        parts = [*parts[:_MAX_LISTED], f"... ({len(parts) - _MAX_LISTED} more)"]
+    return (
+        f"{len(indices)} of {info.size} KKT systems could not be solved "
+        f"(batch index: reason): {'; '.join(parts)}"
+    )

@@ -1,0 +1,19 @@
+"""Shared pytest configuration: hypothesis profiles and the thread-count guard."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+# "ci": more examples, derandomized so that a CI failure reproduces; "dev": quick local runs.
+settings.register_profile(
+    "ci",
+    deadline=None,
+    max_examples=50,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=None, max_examples=20, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
