@@ -102,8 +102,8 @@ template <class F>
 void run_chunked(index_t B, index_t N, int nthreads, const F& f) {
   constexpr double kChunkFlops = 4e7;
   const double per_elem = static_cast<double>(N) * N * N / 3.0 + 8.0 * N * N + 1.0;
-  const index_t chunk = std::max<index_t>(
-      1, static_cast<index_t>(kChunkFlops * std::max(nthreads, 1) / per_elem));
+  const index_t chunk =
+      std::max<index_t>(1, static_cast<index_t>(kChunkFlops * std::max(nthreads, 1) / per_elem));
   for (index_t b0 = 0; b0 < B; b0 += chunk) {
     {
       py::gil_scoped_release release;
@@ -205,17 +205,15 @@ PYBIND11_MODULE(FASTKKT_MODULE_NAME, mod) {
       py::arg("nthreads"));
   mod.def(
       "solve_factored",
-      [](const py::array& records, const py::array& finfo, const py::array& Q,
-         const py::array& q, const py::array& A, const py::array& c, py::array z, py::array lam,
-         py::array info, bool check_finite, int nthreads) {
+      [](const py::array& records, const py::array& finfo, const py::array& Q, const py::array& q,
+         const py::array& A, const py::array& c, py::array z, py::array lam, py::array info,
+         bool check_finite, int nthreads) {
         if (is_float32(Q))
-          solve_factored_t<float>(records, finfo, Q, q, A, c, z, lam, info, check_finite,
-                                  nthreads);
+          solve_factored_t<float>(records, finfo, Q, q, A, c, z, lam, info, check_finite, nthreads);
         else
           solve_factored_t<double>(records, finfo, Q, q, A, c, z, lam, info, check_finite,
                                    nthreads);
       },
-      py::arg("records"), py::arg("finfo"), py::arg("Q"), py::arg("q"), py::arg("A"),
-      py::arg("c"), py::arg("z"), py::arg("lam"), py::arg("info"), py::arg("check_finite"),
-      py::arg("nthreads"));
+      py::arg("records"), py::arg("finfo"), py::arg("Q"), py::arg("q"), py::arg("A"), py::arg("c"),
+      py::arg("z"), py::arg("lam"), py::arg("info"), py::arg("check_finite"), py::arg("nthreads"));
 }

@@ -189,7 +189,9 @@ def _raise_nonfinite(info: np.ndarray) -> None:
         where = tuple(int(i) for i in np.argwhere(info == code)[0])
         name = _NONFINITE[code]
         at = f" (batch element {where})" if where else ""
-        raise ValueError(f"{name} contains NaN or Inf{at}; pass check_finite=False to skip this check")
+        raise ValueError(
+            f"{name} contains NaN or Inf{at}; pass check_finite=False to skip this check"
+        )
 
 
 def _raise_kkt(info: np.ndarray) -> None:
@@ -382,9 +384,7 @@ class KKTFactorization:
     ) -> tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]], NDArray[np.int32]]:
         """Like `fastkkt.solve_ex` with this factorization's Q and A: (z, lam, info)."""
         qa, ca = _prepare_qc(q, c, self.n, self.m)
-        batch = _batch_shape(
-            {"factorization": (self._info, 0), "q": (qa, 1), "c": (ca, 1)}
-        )
+        batch = _batch_shape({"factorization": (self._info, 0), "q": (qa, 1), "c": (ca, 1)})
         _check_size(batch, self.n, self.m)
         z = np.empty(batch + (self.n,), self.dtype)
         lam = np.empty(batch + (self.m,), self.dtype)

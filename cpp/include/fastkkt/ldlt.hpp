@@ -70,8 +70,13 @@ struct Factor {
   index_t N;
 
   static Factor view(T* rec, index_t N) {
-    return {rec, rec + N * N, rec + N * N + N, rec + N * N + 2 * N, rec + N * N + 3 * N,
-            rec + N * N + 3 * N + 1, N};
+    return {rec,
+            rec + N * N,
+            rec + N * N + N,
+            rec + N * N + 2 * N,
+            rec + N * N + 3 * N,
+            rec + N * N + 3 * N + 1,
+            N};
   }
 };
 

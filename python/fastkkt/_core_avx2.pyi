@@ -1,0 +1,3 @@
+"""Type stub: the avx2 build of the core has the API of _core_baseline."""
+
+from fastkkt._core_baseline import *  # noqa: F403

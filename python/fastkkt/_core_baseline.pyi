@@ -1,0 +1,45 @@
+"""Type stub for the compiled core (cpp/bindings.cpp); the same for every ISA variant.
+
+Arrays must already be validated, converted to one float dtype and broadcast to one batch
+shape by fastkkt._api; outputs are C-contiguous and writeable.
+"""
+
+import numpy as np
+
+variant: str
+record_extra: int
+
+def record_size(N: int) -> int: ...
+def cpu_level() -> str: ...
+def solve(
+    Q: np.ndarray,
+    q: np.ndarray,
+    A: np.ndarray,
+    c: np.ndarray,
+    z: np.ndarray,
+    lam: np.ndarray,
+    info: np.ndarray,
+    check_finite: bool,
+    nthreads: int,
+) -> None: ...
+def factorize(
+    Q: np.ndarray,
+    A: np.ndarray,
+    records: np.ndarray,
+    info: np.ndarray,
+    check_finite: bool,
+    nthreads: int,
+) -> None: ...
+def solve_factored(
+    records: np.ndarray,
+    finfo: np.ndarray,
+    Q: np.ndarray,
+    q: np.ndarray,
+    A: np.ndarray,
+    c: np.ndarray,
+    z: np.ndarray,
+    lam: np.ndarray,
+    info: np.ndarray,
+    check_finite: bool,
+    nthreads: int,
+) -> None: ...
