@@ -30,10 +30,16 @@
 
 #include "fastkkt/ldlt.hpp"
 
+#ifndef FASTKKT_BLOCKED_FROM
+#define FASTKKT_BLOCKED_FROM 64
+#endif
+
 namespace fastkkt {
 
 constexpr int kMaxBatchDims = 32;
 constexpr int kMaxRefineSteps = 5;
+// From this size on the natural-order factorization uses Eigen's blocked kernels.
+constexpr index_t kBlockedFrom = FASTKKT_BLOCKED_FROM;
 
 struct BatchShape {
   int ndim = 0;
@@ -162,7 +168,9 @@ Status factor_element(const ElementQA<T>& e, index_t n, index_t m, bool check_fi
   T kmax = 0, knorm = 0;
   const Status st = assemble(e, n, m, check_finite, F.L, ws.u.data(), kmax, knorm);
   if (st != kSolved) return st;
-  if (factor_natural(F, n, kmax, knorm, ws.u.data())) return kSolved;
+  const bool natural = N >= kBlockedFrom ? factor_natural_blocked(F, n, kmax, knorm)
+                                         : factor_natural(F, n, kmax, knorm, ws.u.data());
+  if (natural) return kSolved;
   assemble(e, n, m, false, F.L, ws.u.data(), kmax, knorm);
   return factor_bunch_kaufman(F, n, kmax, knorm, ws.w1.data(), ws.w2.data());
 }

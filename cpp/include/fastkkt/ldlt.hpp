@@ -33,6 +33,8 @@
 // Nothing here allocates, throws, or knows about Python.
 #pragma once
 
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -149,6 +151,56 @@ bool factor_natural(Factor<T> F, index_t n, T kmax, T knorm, T* u) {
     F.perm[i] = static_cast<T>(i);
     growth = std::max(growth, cancelled);
   }
+  *F.knorm = knorm;
+  *F.flags = static_cast<T>(growth > static_cast<T>(kRefineGrowth) * knorm ? kRefine : 0);
+  return true;
+}
+
+// The same natural-order factorization computed with Eigen's blocked, vectorized kernels, for
+// large N where the row-oriented loops above run out of cache. With Q = L₁L₁ᵀ (Cholesky),
+// W = L₁⁻¹Aᵀ and S = WᵀW = A Q⁻¹ Aᵀ = L₂L₂ᵀ (Cholesky):
+//     K = [ L₁  0  ] [ I   0 ] [ L₁  0  ]ᵀ
+//         [ Wᵀ  L₂ ] [ 0  −I ] [ Wᵀ  L₂ ]  ,
+// which is the LDLᵀ of factor_natural with L = (that factor)·diag(1/ℓᵢᵢ) and
+// D = diag(ℓᵢᵢ²)·diag(I, −I). The acceptance test and the growth are those of factor_natural.
+template <class T>
+bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm) {
+  using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const index_t N = F.N, m = N - n;
+  Eigen::Map<Mat> K(F.L, N, N);
+  auto Q = K.topLeftCorner(n, n);
+  auto W = K.bottomLeftCorner(m, n);  // holds A, becomes Wᵀ = A L₁⁻ᵀ
+  auto S = K.bottomRightCorner(m, m);
+  Eigen::LLT<Eigen::Ref<Mat>> llt_q(Q);  // in place: the lower triangle of Q becomes L₁
+  if (llt_q.info() != Eigen::Success) return false;
+  if (m > 0) {
+    Q.template triangularView<Eigen::Lower>().transpose().template solveInPlace<Eigen::OnTheRight>(
+        W);
+    S.template triangularView<Eigen::Lower>().setZero();
+    S.template selfadjointView<Eigen::Lower>().rankUpdate(W);
+    Eigen::LLT<Eigen::Ref<Mat>> llt_s(S);  // S = L₂L₂ᵀ
+    if (llt_s.info() != Eigen::Success) return false;
+  }
+  const T tol = static_cast<T>(N) * eps<T>();
+  T growth = 0;
+  for (index_t i = 0; i < N; ++i) {
+    T* Li = F.L + i * N;
+    T cancelled = 0;  // Σₖ Lᵢₖ² |dₖ| in the unit-diagonal form
+    for (index_t j = 0; j < i; ++j) cancelled += Li[j] * Li[j];
+    const T lii = Li[i];
+    const T di = (i < n) ? lii * lii : -(lii * lii);
+    if (!(std::abs(di) > tol * std::max(kmax, cancelled))) return false;
+    F.d[i] = di;
+    F.e[i] = T(1) / lii;  // scratch until the scaling below
+    F.perm[i] = static_cast<T>(i);
+    growth = std::max(growth, cancelled);
+  }
+  // unit lower L: scale column j by 1/ℓⱼⱼ
+  for (index_t i = 1; i < N; ++i) {
+    T* Li = F.L + i * N;
+    for (index_t j = 0; j < i; ++j) Li[j] *= F.e[j];
+  }
+  for (index_t i = 0; i < N; ++i) F.e[i] = 0;
   *F.knorm = knorm;
   *F.flags = static_cast<T>(growth > static_cast<T>(kRefineGrowth) * knorm ? kRefine : 0);
   return true;
