@@ -144,6 +144,7 @@ void solve_factored_t(const py::array& records, const py::array& finfo, const py
                       py::array& lam, py::array& info, bool check_finite, int nthreads) {
   const auto P = problem<T>(Q, &q, A, &c, check_finite);
   const index_t B = P.batch.size(), N = P.n + P.m;
+  if (B == 0) return;  // an empty array may report any strides
   const auto R = strided<T>(records, P.batch, 1, "records");
   if (records.shape(P.batch.ndim) != fastkkt::record_size(N) || R.s0 != 1)
     throw std::invalid_argument("records: wrong record layout");

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg
-
 from fastkkt import reference
 from fastkkt._errors import KKTError
 from fastkkt.testing import assert_allclose_normwise, kkt_matrix, random_qp
@@ -51,9 +50,7 @@ def test_nonsymmetric_q_uses_symmetric_part():
     Q, q, A, c = random_qp(2, 5, 2, seed=3)
     skew = np.triu(np.ones((5, 5)), 1)
     skew = skew - skew.T
-    assert_allclose_normwise(
-        reference.solve(Q + skew, q, A, c), reference.solve(Q, q, A, c), 1e-13
-    )
+    assert_allclose_normwise(reference.solve(Q + skew, q, A, c), reference.solve(Q, q, A, c), 1e-13)
 
 
 def test_status_and_kkterror():
@@ -78,8 +75,9 @@ def test_singularity_threshold(dtype):
     # K = diag(1, s) (m = 0): min|eig| / max|eig| = s against tol = N·eps(dtype) = 2·eps.
     tol = 2 * np.finfo(dtype).eps
     Q = np.array([np.diag([1.0, 10 * tol]), np.diag([1.0, tol / 10])], dtype=dtype)
-    _, _, info = reference.solve_ex(Q, np.ones((2, 2), dtype), np.zeros((2, 0, 2), dtype),
-                                    np.zeros((2, 0), dtype))
+    _, _, info = reference.solve_ex(
+        Q, np.ones((2, 2), dtype), np.zeros((2, 0, 2), dtype), np.zeros((2, 0), dtype)
+    )
     np.testing.assert_array_equal(info, [0, 1])
 
 
@@ -97,8 +95,10 @@ def test_dtype_rules():
 
 def test_empty_batch_and_m_zero():
     z, lam, info = reference.solve_ex(
-        np.zeros((0, 3, 3), np.float32), np.zeros(3, np.float32), np.zeros((2, 3), np.float32),
-        np.zeros(2, np.float32)
+        np.zeros((0, 3, 3), np.float32),
+        np.zeros(3, np.float32),
+        np.zeros((2, 3), np.float32),
+        np.zeros(2, np.float32),
     )
     assert (z.shape, lam.shape, info.shape) == ((0, 3), (0, 2), (0,))
     assert z.dtype == lam.dtype == np.float32

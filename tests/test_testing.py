@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg
-
 from fastkkt import reference, testing
 
 
@@ -28,7 +27,12 @@ def test_random_qp_follows_bench_recipe():
 
 def test_random_qp_shapes_dtype_and_symmetry():
     Q, q, A, c = testing.random_qp((2, 3), 4, 1, seed=1, dtype=np.float32)
-    assert (Q.shape, q.shape, A.shape, c.shape) == ((2, 3, 4, 4), (2, 3, 4), (2, 3, 1, 4), (2, 3, 1))
+    assert (Q.shape, q.shape, A.shape, c.shape) == (
+        (2, 3, 4, 4),
+        (2, 3, 4),
+        (2, 3, 1, 4),
+        (2, 3, 1),
+    )
     assert {x.dtype for x in (Q, q, A, c)} == {np.dtype(np.float32)}
     np.testing.assert_array_equal(Q, np.swapaxes(Q, -1, -2))
     single = testing.random_qp((), 4, 1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +35,7 @@ class KKTError(np.linalg.LinAlgError):
         ``[()]`` for a failed unbatched problem.
     """
 
-    def __init__(self, info: Any, message: Optional[str] = None) -> None:
+    def __init__(self, info: Any, message: str | None = None) -> None:
         self.info = np.array(info, dtype=np.int32)
         self.indices = [tuple(int(i) for i in idx) for idx in np.argwhere(self.info != 0)]
         if message is None:
@@ -47,9 +47,10 @@ class KKTError(np.linalg.LinAlgError):
 
 
 def _describe(info: np.ndarray, indices: list) -> str:
-    parts = [f"{idx} {_REASONS.get(int(info[idx]), f'info {int(info[idx])}')}" for idx in indices]
-    if len(parts) > _MAX_LISTED:
-        parts = [*parts[:_MAX_LISTED], f"... ({len(parts) - _MAX_LISTED} more)"]
+    shown = indices[:_MAX_LISTED]
+    parts = [f"{idx} {_REASONS.get(int(info[idx]), f'info {int(info[idx])}')}" for idx in shown]
+    if len(indices) > len(shown):
+        parts.append(f"... ({len(indices) - len(shown)} more)")
     return (
         f"{len(indices)} of {info.size} KKT systems could not be solved "
         f"(batch index: reason): {'; '.join(parts)}"

@@ -29,7 +29,7 @@ complex, object and other dtypes raise ``TypeError``.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -74,8 +74,7 @@ def _validate(Q: Any, q: Any, A: Any, c: Any, check_finite: bool):
         batch = np.broadcast_shapes(Q.shape[:-2], q.shape[:-1], A.shape[:-2], c.shape[:-1])
     except ValueError:
         raise ValueError(
-            "batch dimensions do not broadcast: "
-            f"Q {Q.shape}, q {q.shape}, A {A.shape}, c {c.shape}"
+            f"batch dimensions do not broadcast: Q {Q.shape}, q {q.shape}, A {A.shape}, c {c.shape}"
         ) from None
 
     if check_finite:
@@ -105,10 +104,11 @@ def solve_ex(
     rhs[..., :n] = -q.astype(f64)
     rhs[..., n:] = c
 
-    K, rhs = K.reshape(-1, N, N), rhs.reshape(-1, N)
-    info = np.zeros(len(K), dtype=np.int32)
+    B = int(np.prod(batch))
+    K, rhs = K.reshape(B, N, N), rhs.reshape(B, N)
+    info = np.zeros(B, dtype=np.int32)
     x = np.full(rhs.shape, np.nan)
-    if N > 0 and len(K) > 0:
+    if N > 0 and B > 0:
         eig = np.linalg.eigvalsh(K)
         tol = N * np.finfo(dtype).eps
         singular = np.abs(eig).min(axis=-1) <= tol * np.abs(eig).max(axis=-1)
@@ -130,7 +130,7 @@ def solve(
     *,
     return_multipliers: bool = False,
     check_finite: bool = True,
-) -> Union[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Solve a batch of equality-constrained QPs; returns z, or (z, lam) when asked.
 
     Raises :class:`fastkkt.KKTError` (naming the failing batch elements) when any element's

@@ -88,7 +88,7 @@ def _structured(
     q = rng.standard_normal((B, n))
     c = rng.standard_normal((B, m))
     basis = np.linalg.qr(A.transpose(0, 2, 1), mode="complete")[0]  # (B, n, n)
-    Y, Z = basis[..., :m], basis[..., m:]
+    Z = basis[..., m:]  # null(A); basis[..., :m] spans range(Aᵀ)
     k = n - m
     G = rng.standard_normal((B, k, k))
     S = G @ G.transpose(0, 2, 1) / max(k, 1) + 0.5 * np.eye(k)
@@ -186,9 +186,7 @@ def kkt_residual(Q: Any, q: Any, A: Any, c: Any, z: Any, lam: Any) -> np.ndarray
     x = np.concatenate(
         [np.broadcast_to(z, (*batch, n)), np.broadcast_to(lam, (*batch, m))], axis=-1
     )
-    b = np.concatenate(
-        [np.broadcast_to(-q, (*batch, n)), np.broadcast_to(c, (*batch, m))], axis=-1
-    )
+    b = np.concatenate([np.broadcast_to(-q, (*batch, n)), np.broadcast_to(c, (*batch, m))], axis=-1)
     r = np.abs((K @ x[..., None])[..., 0] - b).max(axis=-1, initial=0.0)
     K_norm = np.abs(K).sum(axis=-1).max(axis=-1, initial=0.0)
     scale = K_norm * np.abs(x).max(axis=-1, initial=0.0) + np.abs(b).max(axis=-1, initial=0.0)

@@ -72,6 +72,18 @@ struct Strided {
   }
 };
 
+// Problems per SIMD register in the interleaved kernels: one vector register of T.
+template <class T>
+constexpr int lanes() {
+#if defined(__AVX512F__)
+  return static_cast<int>(64 / sizeof(T));
+#elif defined(__AVX__)
+  return static_cast<int>(32 / sizeof(T));
+#else
+  return static_cast<int>(16 / sizeof(T));
+#endif
+}
+
 // Accumulation type of residuals: double for float (refinement in higher precision), else T.
 template <class T>
 using acc_t = std::conditional_t<std::is_same_v<T, float>, double, T>;
@@ -93,9 +105,12 @@ struct Workspace {
   bool held = false;
   Status status = kSolved;
 
-  explicit Workspace(index_t N_, bool with_record)
+  // interleaved buffers of W = lanes<T>() problems (see factor_natural_lanes)
+  std::vector<T> C, Cd, CU, Cy;
+
+  explicit Workspace(index_t N_, bool with_record, bool interleaved = false)
       : N(N_),
-        rec(with_record ? record_size(N_) : 0),
+        rec(with_record || interleaved ? record_size(N_) : 0),
         u(N_),
         w1(N_),
         w2(N_),
@@ -103,7 +118,15 @@ struct Workspace {
         x(N_),
         xprev(N_),
         y(N_),
-        r(N_) {}
+        r(N_) {
+    if (interleaved) {
+      const index_t W = lanes<T>();
+      C.resize(static_cast<size_t>(N * N * W));
+      Cd.resize(static_cast<size_t>(N * W));
+      CU.resize(static_cast<size_t>(N * W));
+      Cy.resize(static_cast<size_t>(N * W));
+    }
+  }
 };
 
 // One problem's operands: pointers to element b of each, with their inner strides.
@@ -159,6 +182,9 @@ Status assemble(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, 
   return kSolved;
 }
 
+template <class T>
+Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Workspace<T>& ws);
+
 // Assembles and factors one KKT matrix into `rec`; returns its status.
 template <class T>
 Status factor_element(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* rec,
@@ -171,8 +197,7 @@ Status factor_element(const ElementQA<T>& e, index_t n, index_t m, bool check_fi
   const bool natural = N >= kBlockedFrom ? factor_natural_blocked(F, n, kmax, knorm)
                                          : factor_natural(F, n, kmax, knorm, ws.u.data());
   if (natural) return kSolved;
-  assemble(e, n, m, false, F.L, ws.u.data(), kmax, knorm);
-  return factor_bunch_kaufman(F, n, kmax, knorm, ws.w1.data(), ws.w2.data());
+  return factor_pivoted(e, n, m, rec, ws);
 }
 
 // r = b − K x in acc_t<T>, with K formed on the fly from the original Q and A; returns ‖r‖∞.
@@ -281,42 +306,200 @@ struct Problem {
   }
 };
 
-// Runs body(b, workspace) for b in [b0, b1) on `nthreads` OpenMP threads. Workspaces are made
+// Runs body(i, workspace) for i in [i0, i1) on `nthreads` OpenMP threads. Workspaces are made
 // before the parallel region, so an allocation failure throws here and not inside it.
 template <class T, class Body>
-void parallel_over_batch(index_t b0, index_t b1, int nthreads, index_t N, bool with_record,
-                         const Body& body) {
-  const index_t count = b1 - b0;
+void parallel_over(index_t i0, index_t i1, int nthreads, index_t N, bool with_record,
+                   bool interleaved, const Body& body) {
+  const index_t count = i1 - i0;
   if (count <= 0) return;
   int nt = static_cast<int>(std::min<index_t>(std::max(nthreads, 1), count));
   std::vector<Workspace<T>> ws;
   ws.reserve(static_cast<size_t>(nt));
-  for (int t = 0; t < nt; ++t) ws.emplace_back(N, with_record);
+  for (int t = 0; t < nt; ++t) ws.emplace_back(N, with_record, interleaved);
   const index_t chunk = std::max<index_t>(1, count / (static_cast<index_t>(nt) * 16));
 #pragma omp parallel for num_threads(nt) schedule(dynamic, chunk) if (nt > 1)
-  for (index_t b = b0; b < b1; ++b) body(b, ws[static_cast<size_t>(omp_get_thread_num())]);
+  for (index_t i = i0; i < i1; ++i) body(i, ws[static_cast<size_t>(omp_get_thread_num())]);
+}
+
+// Whether the batch of P is solved W problems at a time in the interleaved layout: small
+// systems whose Q or A differ between elements (a shared Q and A is factored once instead).
+template <class T>
+bool use_interleaved(const Problem<T>& P) {
+  const index_t N = P.n + P.m;
+  if (N == 0 || N >= kBlockedFrom || P.batch.size() < 2) return false;
+  for (int d = 0; d < P.batch.ndim; ++d)
+    if (P.batch.shape[d] > 1 && (P.Q.bstride[d] != 0 || P.A.bstride[d] != 0)) return true;
+  return false;
+}
+
+// Packs the KKT matrices of elements b0 … b0+cnt−1 into the W lanes of ws.C (unused lanes
+// repeat the last element), through the scalar `assemble` so that every lane holds exactly
+// what the one-problem path factors; st, kmax and knorm per lane.
+template <class T>
+void pack_group(const Problem<T>& P, index_t b0, int cnt, Workspace<T>& ws, Status* st, T* kmax,
+                T* knorm) {
+  constexpr int W = lanes<T>();
+  const index_t N = P.n + P.m;
+  T* K = ws.rec.data();
+  T* C = ws.C.data();
+  for (int w = 0; w < W; ++w) {
+    const index_t b = b0 + std::min(w, cnt - 1);
+    st[w] = assemble(P.qa(b), P.n, P.m, P.check_finite, K, ws.u.data(), kmax[w], knorm[w]);
+    if (st[w] != kSolved) continue;  // the lane keeps stale values; its result is not used
+    for (index_t i = 0; i < N; ++i)
+      for (index_t j = 0; j <= i; ++j) C[(i * N + j) * W + w] = K[i * N + j];
+  }
+}
+
+// Lane w of the interleaved factorization as a one-problem record, as factor_natural makes it.
+template <class T>
+void unpack_lane(const Workspace<T>& ws, int w, index_t N, T knorm, T growth, T* rec) {
+  constexpr int W = lanes<T>();
+  Factor<T> F = Factor<T>::view(rec, N);
+  for (index_t i = 0; i < N; ++i) {
+    for (index_t j = 0; j <= i; ++j) F.L[i * N + j] = ws.C[(i * N + j) * W + w];
+    F.d[i] = ws.Cd[i * W + w];
+    F.e[i] = 0;
+    F.perm[i] = static_cast<T>(i);
+  }
+  *F.knorm = knorm;
+  *F.flags = natural_flags(growth, knorm);
+}
+
+// The pivoted route of factor_element for a problem whose natural factorization gave up.
+template <class T>
+Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Workspace<T>& ws) {
+  Factor<T> F = Factor<T>::view(rec, n + m);
+  T kmax = 0, knorm = 0;
+  assemble(e, n, m, false, F.L, ws.u.data(), kmax, knorm);
+  return factor_bunch_kaufman(F, n, kmax, knorm, ws.w1.data(), ws.w2.data());
+}
+
+// solve_batch for the group of elements b0 … b0+cnt−1 (cnt ≤ W): factor and solve all lanes at
+// once; lanes that need pivoting or refinement finish on the one-problem path, which gives the
+// same bits as factorize(...).solve.
+template <class T>
+void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::int32_t* info,
+                 Workspace<T>& ws) {
+  constexpr int W = lanes<T>();
+  const index_t n = P.n, m = P.m, N = n + m;
+  Status st[W], rhs_st[W];
+  T kmax[W], knorm[W], growth[W];
+  bool ok[W];
+  pack_group(P, b0, cnt, ws, st, kmax, knorm);
+  factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, ws.CU.data(), ok, growth);
+  T* y = ws.Cy.data();
+  for (int w = 0; w < W; ++w) {  // right-hand sides (−q, c)
+    const index_t b = b0 + std::min(w, cnt - 1);
+    const T* qb = P.q.at(P.batch, b);
+    const T* cb = P.c.at(P.batch, b);
+    bool fq = true, fc = true;
+    for (index_t i = 0; i < n; ++i) {
+      y[i * W + w] = -qb[i * P.q.s0];
+      fq &= static_cast<bool>(std::isfinite(y[i * W + w]));
+    }
+    for (index_t k = 0; k < m; ++k) {
+      y[(n + k) * W + w] = cb[k * P.c.s0];
+      fc &= static_cast<bool>(std::isfinite(y[(n + k) * W + w]));
+    }
+    rhs_st[w] = !P.check_finite || (fq && fc) ? kSolved : (fq ? kNonFinitec : kNonFiniteq);
+  }
+  solve_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, y);
+  for (int w = 0; w < cnt; ++w) {
+    const index_t b = b0 + w;
+    T* zb = z + b * n;
+    T* lb = lam + b * m;
+    Status s = st[w];
+    if (s == kSolved) {
+      const ElementQA<T> e = P.qa(b);
+      const T* qb = P.q.at(P.batch, b);
+      const T* cb = P.c.at(P.batch, b);
+      if (!ok[w]) {
+        s = factor_pivoted(e, n, m, ws.rec.data(), ws);
+        if (s == kSolved)
+          s = solve_element(ws.rec.data(), e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb,
+                            ws);
+      } else if (rhs_st[w] != kSolved) {
+        s = rhs_st[w];
+      } else if (natural_flags(growth[w], knorm[w]) != 0) {
+        unpack_lane(ws, w, N, knorm[w], growth[w], ws.rec.data());
+        s = solve_element(ws.rec.data(), e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb,
+                          ws);
+      } else {
+        for (index_t i = 0; i < n; ++i) zb[i] = y[i * W + w];
+        for (index_t k = 0; k < m; ++k) lb[k] = y[(n + k) * W + w];
+      }
+    }
+    if (s != kSolved) fill_nan(zb, n, lb, m);
+    info[b] = s;
+  }
+}
+
+// factorize_batch for the group b0 … b0+cnt−1, with the records of factor_element.
+template <class T>
+void factorize_group(const Problem<T>& P, index_t b0, int cnt, T* records, std::int32_t* info,
+                     Workspace<T>& ws) {
+  constexpr int W = lanes<T>();
+  const index_t n = P.n, m = P.m, N = n + m, R = record_size(N);
+  Status st[W];
+  T kmax[W], knorm[W], growth[W];
+  bool ok[W];
+  pack_group(P, b0, cnt, ws, st, kmax, knorm);
+  factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, ws.CU.data(), ok, growth);
+  for (int w = 0; w < cnt; ++w) {
+    const index_t b = b0 + w;
+    Status s = st[w];
+    if (s == kSolved) {
+      if (ok[w])
+        unpack_lane(ws, w, N, knorm[w], growth[w], records + b * R);
+      else
+        s = factor_pivoted(P.qa(b), n, m, records + b * R, ws);
+    }
+    info[b] = s;
+  }
+}
+
+// Runs group(g0, cnt, ws) over [b0, b1) in groups of W elements, or one(b, ws) per element.
+template <class T, class Group, class One>
+void over_batch(const Problem<T>& P, index_t b0, index_t b1, int nthreads, bool with_record,
+                const Group& group, const One& one) {
+  const index_t N = P.n + P.m;
+  if (use_interleaved(P)) {
+    constexpr index_t W = lanes<T>();
+    const index_t groups = (b1 - b0 + W - 1) / W;
+    parallel_over<T>(0, groups, nthreads, N, true, true, [&](index_t g, Workspace<T>& ws) {
+      const index_t g0 = b0 + g * W;
+      group(g0, static_cast<int>(std::min(W, b1 - g0)), ws);
+    });
+  } else {
+    parallel_over<T>(b0, b1, nthreads, N, with_record, false, one);
+  }
 }
 
 // solve: z (B×n), lam (B×m), info (B) contiguous over the flat batch; elements [b0, b1).
 template <class T>
 void solve_batch(const Problem<T>& P, T* z, T* lam, std::int32_t* info, index_t b0, index_t b1,
                  int nthreads) {
-  const index_t n = P.n, m = P.m, N = n + m;
-  parallel_over_batch<T>(b0, b1, nthreads, N, true, [&](index_t b, Workspace<T>& ws) {
-    const ElementQA<T> e = P.qa(b);
-    if (!(ws.held && ws.Qp == e.Q && ws.Ap == e.A)) {
-      ws.status = factor_element(e, n, m, P.check_finite, ws.rec.data(), ws);
-      ws.held = true;
-      ws.Qp = e.Q;
-      ws.Ap = e.A;
-    }
-    Status st = ws.status;
-    if (st == kSolved)
-      st = solve_element(ws.rec.data(), e, n, m, P.q.at(P.batch, b), P.q.s0, P.c.at(P.batch, b),
-                         P.c.s0, P.check_finite, z + b * n, lam + b * m, ws);
-    if (st != kSolved) fill_nan(z + b * n, n, lam + b * m, m);
-    info[b] = st;
-  });
+  const index_t n = P.n, m = P.m;
+  over_batch(
+      P, b0, b1, nthreads, true,
+      [&](index_t g0, int cnt, Workspace<T>& ws) { solve_group(P, g0, cnt, z, lam, info, ws); },
+      [&](index_t b, Workspace<T>& ws) {
+        const ElementQA<T> e = P.qa(b);
+        if (!(ws.held && ws.Qp == e.Q && ws.Ap == e.A)) {
+          ws.status = factor_element(e, n, m, P.check_finite, ws.rec.data(), ws);
+          ws.held = true;
+          ws.Qp = e.Q;
+          ws.Ap = e.A;
+        }
+        Status st = ws.status;
+        if (st == kSolved)
+          st = solve_element(ws.rec.data(), e, n, m, P.q.at(P.batch, b), P.q.s0, P.c.at(P.batch, b),
+                             P.c.s0, P.check_finite, z + b * n, lam + b * m, ws);
+        if (st != kSolved) fill_nan(z + b * n, n, lam + b * m, m);
+        info[b] = st;
+      });
 }
 
 // factorize: records (B × record_size(N)) and info (B) contiguous; elements [b0, b1).
@@ -325,9 +508,14 @@ template <class T>
 void factorize_batch(const Problem<T>& P, T* records, std::int32_t* info, index_t b0, index_t b1,
                      int nthreads) {
   const index_t N = P.n + P.m, R = record_size(N);
-  parallel_over_batch<T>(b0, b1, nthreads, N, false, [&](index_t b, Workspace<T>& ws) {
-    info[b] = factor_element(P.qa(b), P.n, P.m, P.check_finite, records + b * R, ws);
-  });
+  over_batch(
+      P, b0, b1, nthreads, false,
+      [&](index_t g0, int cnt, Workspace<T>& ws) {
+        factorize_group(P, g0, cnt, records, info, ws);
+      },
+      [&](index_t b, Workspace<T>& ws) {
+        info[b] = factor_element(P.qa(b), P.n, P.m, P.check_finite, records + b * R, ws);
+      });
 }
 
 // Solve with stored factorizations: `records` and `finfo` are strided views (batch strides
@@ -337,7 +525,7 @@ void solve_factored_batch(const Problem<T>& P, const Strided<T>& records,
                           const Strided<std::int32_t>& finfo, T* z, T* lam, std::int32_t* info,
                           index_t b0, index_t b1, int nthreads) {
   const index_t n = P.n, m = P.m, N = n + m;
-  parallel_over_batch<T>(b0, b1, nthreads, N, false, [&](index_t b, Workspace<T>& ws) {
+  parallel_over<T>(b0, b1, nthreads, N, false, false, [&](index_t b, Workspace<T>& ws) {
     Status st = static_cast<Status>(*finfo.at(P.batch, b));
     if (st == kSolved)
       st = solve_element(records.at(P.batch, b), P.qa(b), n, m, P.q.at(P.batch, b), P.q.s0,
