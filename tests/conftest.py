@@ -17,3 +17,8 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, max_examples=20, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+# CI sets FASTKKT_REQUIRE_TORCH=1: there a missing PyTorch is an error, so the torch tests
+# cannot silently turn into skips.
+if os.environ.get("FASTKKT_REQUIRE_TORCH") == "1":
+    import torch  # noqa: F401

@@ -344,7 +344,7 @@ class KKTFactorization:
         self._A = np.array(Aa, dtype=dtype, order="C", copy=True)
         self.n, self.m, self.batch_shape, self.dtype = n, m, batch, dtype
         R = int(core.record_size(n + m))
-        self._records = np.empty(batch + (R,), dtype)
+        self._records = np.zeros(batch + (R,), dtype)  # zeros: unused slots are deterministic
         self._info = np.empty(batch, np.int32)
         core.factorize(
             _broadcast(self._Q, batch, 2),

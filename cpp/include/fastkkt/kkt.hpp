@@ -139,42 +139,53 @@ struct ElementQA {
 };
 
 // K into the lower triangle of the record's N×N block; returns kSolved or a kNonFinite code.
+// sym(Q)ᵢⱼ is formed as ½Qᵢⱼ + ½Qⱼᵢ, which cannot overflow; it is finite iff both entries are,
+// so one running sum of (x − x) — 0 for finite x, NaN otherwise — checks finiteness.
 // Also returns max|Kᵢⱼ| and ‖K‖∞ (the largest absolute row sum of the full symmetric K).
 template <class T>
 Status assemble(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* K, T* rowsum,
                 T& kmax, T& knorm) {
   const index_t N = n + m;
   for (index_t i = 0; i < N; ++i) rowsum[i] = 0;
-  T mx = 0;
-  bool finite = true;
+  T mx = 0, chk = 0;
   for (index_t i = 0; i < n; ++i) {
     T* Ki = K + i * N;
-    for (index_t j = 0; j <= i; ++j) {
-      const T qij = e.Q[i * e.Qs0 + j * e.Qs1], qji = e.Q[j * e.Qs0 + i * e.Qs1];
-      if (check_finite) finite &= std::isfinite(qij) & std::isfinite(qji);
-      const T s = (qij + qji) * T(0.5);
+    const T* Qi = e.Q + i * e.Qs0;  // row i
+    const T* Qc = e.Q + i * e.Qs1;  // column i
+    T ri = 0;
+    for (index_t j = 0; j < i; ++j) {
+      const T s = T(0.5) * Qi[j * e.Qs1] + T(0.5) * Qc[j * e.Qs0];
+      chk += s - s;
       Ki[j] = s;
       const T a = std::abs(s);
       mx = std::max(mx, a);
-      rowsum[i] += a;
-      if (j != i) rowsum[j] += a;
+      ri += a;
+      rowsum[j] += a;
     }
+    const T qii = Qi[i * e.Qs1];
+    chk += qii - qii;
+    Ki[i] = qii;
+    mx = std::max(mx, std::abs(qii));
+    rowsum[i] += ri + std::abs(qii);
   }
-  if (!finite) return kNonFiniteQ;
+  if (check_finite && chk != 0) return kNonFiniteQ;  // NaN != 0
   for (index_t k = 0; k < m; ++k) {
     T* Kk = K + (n + k) * N;
+    const T* Ak = e.A + k * e.As0;
+    T rk = 0;
     for (index_t j = 0; j < n; ++j) {
-      const T a = e.A[k * e.As0 + j * e.As1];
-      if (check_finite) finite &= static_cast<bool>(std::isfinite(a));
+      const T a = Ak[j * e.As1];
+      chk += a - a;
       Kk[j] = a;
       const T aa = std::abs(a);
       mx = std::max(mx, aa);
-      rowsum[n + k] += aa;
+      rk += aa;
       rowsum[j] += aa;
     }
+    rowsum[n + k] = rk;
     for (index_t j = n; j <= n + k; ++j) Kk[j] = 0;
   }
-  if (!finite) return kNonFiniteA;
+  if (check_finite && chk != 0) return kNonFiniteA;
   T nrm = 0;
   for (index_t i = 0; i < N; ++i) nrm = std::max(nrm, rowsum[i]);
   kmax = mx;

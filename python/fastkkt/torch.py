@@ -1,0 +1,301 @@
+"""The differentiable PyTorch layer: ``fastkkt.torch.solve`` and ``fastkkt.torch.solve_ex``.
+
+Each batch element solves ``minimize ½zᵀQz + qᵀz subject to Az = c`` through its KKT system
+``K [z; λ] = [−q; c]`` with ``K = [[sym(Q), Aᵀ], [A, 0]]``, exactly as the NumPy API does
+(same shapes, broadcasting, dtypes and errors). The solve is the registered operator
+``torch.ops.fastkkt.kkt_solve`` (with a fake implementation and an autograd rule, so
+``torch.compile(..., fullgraph=True)`` traces it); its backward pass reuses the forward
+factorization for the adjoint solve, ``torch.ops.fastkkt.kkt_adjoint``. CPU tensors only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from fastkkt import _api
+from fastkkt._dispatch import core
+
+__all__ = ["solve", "solve_ex"]
+
+if not hasattr(torch.library, "custom_op"):  # added in torch 2.4
+    raise ImportError(
+        f"fastkkt.torch needs torch >= 2.4 (torch.library.custom_op), got {torch.__version__}"
+    )
+
+TensorLike = Union[torch.Tensor, np.ndarray, Sequence[Any], float, int]
+_Empty = (0,)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A NumPy view of a CPU tensor (shares memory, also for expanded stride-0 tensors)."""
+    return t.detach().resolve_neg().resolve_conj().numpy()
+
+
+def _record_size(N: Any) -> Any:
+    """Numbers per factorization record, (N² + 3N + 2) for N = n + m (also for SymInts)."""
+    return core.record_size(N) if isinstance(N, int) else N * N + 3 * N + 2
+
+
+# --------------------------------------------------------------------------------------------
+# the operators
+
+
+@torch.library.custom_op("fastkkt::kkt_solve", mutates_args=(), device_types="cpu")
+def _kkt_solve(
+    Q: torch.Tensor,
+    q: torch.Tensor,
+    A: torch.Tensor,
+    c: torch.Tensor,
+    check_finite: bool,
+    check_errors: bool,
+    keep: bool,
+) -> tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor
+]:
+    """(z, lam, info, records, finfo, Qc, Ac) for inputs of one float dtype.
+
+    ``z, lam, info`` are ``fastkkt.solve_ex(Q, q, A, c)``; with ``check_errors`` a failed
+    element raises KKTError as ``fastkkt.solve`` does. With ``keep`` the factorization
+    ``F = fastkkt.factorize(Q, A)`` is returned too (records, info, and its copies of Q and
+    A), for the adjoint solve of the backward pass; otherwise those four are empty.
+    """
+    Qn, qn, An, cn = _np(Q), _np(q), _np(A), _np(c)
+    batch, batch_qa, n, m = _shapes(Q, q, A, c)
+    if keep and math.prod(batch) > 0:
+        F = _api.factorize(Qn, An, check_finite=check_finite)
+        z, lam, info = F.solve_ex(qn, cn, check_finite=check_finite)  # == solve_ex, bitwise
+        kept = (F._records, F._info, F._Q, F._A)
+    else:
+        z, lam, info = _api.solve_ex(Qn, qn, An, cn, check_finite=check_finite)
+        if keep:  # an empty batch: nothing to factor, the backward pass solves nothing
+            R, dt = _record_size(n + m), z.dtype
+            kept = (np.zeros((*batch_qa, R), dt), np.zeros(batch_qa, np.int32))
+            kept += (np.array(Qn, dt), np.array(An, dt))
+        else:
+            kept = (np.empty(_Empty, z.dtype), np.empty(_Empty, np.int32))
+            kept += (np.empty(_Empty, z.dtype), np.empty(_Empty, z.dtype))
+    if check_errors:
+        _api._raise_kkt(info)
+    return tuple(torch.from_numpy(x) for x in (z, lam, info, *kept))  # type: ignore[return-value]
+
+
+@_kkt_solve.register_fake
+def _kkt_solve_fake(Q, q, A, c, check_finite, check_errors, keep):  # type: ignore[no-untyped-def]
+    batch, batch_qa, n, m = _shapes(Q, q, A, c)
+    z, lam = Q.new_empty((*batch, n)), Q.new_empty((*batch, m))
+    info = Q.new_empty(batch, dtype=torch.int32)
+    if keep:
+        records = Q.new_empty((*batch_qa, _record_size(n + m)))
+        kept = (records, info.new_empty(batch_qa), Q.new_empty(Q.shape), A.new_empty(A.shape))
+    else:
+        kept = (
+            Q.new_empty(_Empty),
+            info.new_empty(_Empty),
+            Q.new_empty(_Empty),
+            Q.new_empty(_Empty),
+        )
+    return (z, lam, info, *kept)
+
+
+def _shapes(Q: torch.Tensor, q: torch.Tensor, A: torch.Tensor, c: torch.Tensor) -> tuple:
+    """(batch, batch of (Q, A), n, m), validated by the NumPy API's own checks when the shapes
+    are concrete (on stride-0 dummy arrays: no memory is touched)."""
+    shapes = [tuple(t.shape) for t in (Q, q, A, c)]
+    if all(isinstance(s, int) for shape in shapes for s in shape):
+        Qd, qd, Ad, cd = (np.broadcast_to(np.zeros((), np.float64), s) for s in shapes)
+        Qd, Ad, n, m = _api._prepare_qa(Qd, Ad)
+        qd, cd = _api._prepare_qc(qd, cd, n, m)
+        batch = _api._batch_shape({"Q": (Qd, 2), "q": (qd, 1), "A": (Ad, 2), "c": (cd, 1)})
+        _api._check_size(batch, n, m)
+    else:  # symbolic shapes under torch.compile: the real kernel validates at run time
+        n, m = Q.shape[-1], A.shape[-2]
+        batch = torch.broadcast_shapes(Q.shape[:-2], q.shape[:-1], A.shape[:-2], c.shape[:-1])
+    batch_qa = torch.broadcast_shapes(Q.shape[:-2], A.shape[:-2])
+    return tuple(batch), tuple(batch_qa), n, m
+
+
+@torch.library.custom_op("fastkkt::kkt_adjoint", mutates_args=(), device_types="cpu")
+def _kkt_adjoint(
+    records: torch.Tensor,
+    finfo: torch.Tensor,
+    Qc: torch.Tensor,
+    Ac: torch.Tensor,
+    gz: torch.Tensor,
+    glam: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d_z, d_λ) = −K⁻¹ [g_z; g_λ] with the kept factorization of K (symmetric, so the
+    adjoint system is K itself): ``F.solve_ex(g_z, −g_λ)`` solves K [d_z; d_λ] = [−g_z; −g_λ].
+    Elements whose factorization failed get NaN."""
+    if gz.numel() == 0:  # an empty batch
+        return gz.new_empty(gz.shape), glam.new_empty(glam.shape)
+    F = _api.KKTFactorization._from_arrays(_np(Qc), _np(Ac), _np(records), _np(finfo))
+    dz, dlam, _ = F.solve_ex(_np(gz), -_np(glam), check_finite=False)
+    return torch.from_numpy(dz), torch.from_numpy(dlam)
+
+
+@_kkt_adjoint.register_fake
+def _kkt_adjoint_fake(records, finfo, Qc, Ac, gz, glam):  # type: ignore[no-untyped-def]
+    return gz.new_empty(gz.shape), glam.new_empty(glam.shape)
+
+
+# --------------------------------------------------------------------------------------------
+# the autograd rule
+
+
+def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+    Q, q, A, c, _, _, keep = inputs
+    z, lam, info, records, finfo, Qc, Ac = output
+    ctx.keep = keep
+    ctx.shapes = tuple(tuple(t.shape) for t in (Q, q, A, c))
+    ctx.mark_non_differentiable(info, records, finfo, Qc, Ac)
+    ctx.save_for_backward(z, lam, info, records, finfo, Qc, Ac)
+
+
+def _backward(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: Any) -> tuple:
+    """Gradients of a loss ℓ(z, λ) with respect to Q, q, A, c.
+
+    With x = [z; λ] = K⁻¹ b, b = [−q; c] and K symmetric, ∂ℓ/∂b = K⁻¹ g for g = [g_z; g_λ],
+    and ∂ℓ/∂K = −(K⁻¹ g) xᵀ. Writing d = [d_z; d_λ] = −K⁻¹ g (one adjoint solve with the
+    forward factorization):
+
+        ∂ℓ/∂q = d_z                     (b's top block is −q)
+        ∂ℓ/∂c = −d_λ
+        ∂ℓ/∂Q = ½ (d_z zᵀ + z d_zᵀ)     (K's top-left block is sym(Q) = (Q + Qᵀ)/2)
+        ∂ℓ/∂A = d_λ zᵀ + λ d_zᵀ         (A appears as A and as Aᵀ in K)
+
+    Each is summed over the batch dimensions along which its input was broadcast, without
+    forming per-element outer products (see `_outer_sum`). Failed elements (info ≠ 0) have
+    z, λ, d_z and d_λ set to zero first, so their gradient contributions are exactly zero.
+    """
+    z, lam, info, records, finfo, Qc, Ac = ctx.saved_tensors
+    need_Q, need_q, need_A, need_c = ctx.needs_input_grad[:4]
+    if not any((need_Q, need_q, need_A, need_c)):
+        return (None,) * 7
+    if not ctx.keep:
+        raise RuntimeError(
+            "fastkkt::kkt_solve was called with keep=False, so no factorization was kept for "
+            "the backward pass; call fastkkt.torch.solve / solve_ex instead of the raw op"
+        )
+    sQ, sq, sA, sc = ctx.shapes
+    gz = torch.zeros_like(z) if gz is None else gz
+    glam = torch.zeros_like(lam) if glam is None else glam
+    ok = info == 0
+    okv = ok.unsqueeze(-1)
+    dz, dlam = torch.ops.fastkkt.kkt_adjoint(
+        records, finfo, Qc, Ac, torch.where(okv, gz, 0), torch.where(okv, glam, 0)
+    )
+    z, lam, dz, dlam = (torch.where(okv, x, 0) for x in (z, lam, dz, dlam))
+    batch = tuple(info.shape)
+    gQ = _outer_sum([dz, z], [z, dz], batch, sQ[:-2]).mul_(0.5) if need_Q else None
+    gA = _outer_sum([dlam, lam], [z, dz], batch, sA[:-2]) if need_A else None
+    gq = dz.sum_to_size(sq) if need_q else None
+    gc = (-dlam).sum_to_size(sc) if need_c else None
+    return gQ, gq, gA, gc, None, None, None
+
+
+def _outer_sum(
+    us: list[torch.Tensor], vs: list[torch.Tensor], batch: tuple, target: tuple
+) -> torch.Tensor:
+    """Σ_k u_k v_kᵀ per element, summed over the batch dimensions along which an input with
+    batch shape `target` was broadcast to `batch`: shape (*target, p, r) for u (..., p), v
+    (..., r).
+
+    The batch is permuted to (kept, reduced) and each pair reshaped to (kept, reduced, ·), so
+    one matmul [u₁ … u_K]ᵀ [v₁ … v_K] over the concatenated reduced axis does the sum: no
+    (B, p, r) tensor is formed when the input was broadcast.
+    """
+    k = len(batch)
+    padded = (1,) * (k - len(target)) + tuple(target)
+    reduced = [i for i in range(k) if padded[i] == 1]
+    kept = [i for i in range(k) if padded[i] != 1]
+    K = math.prod(batch[i] for i in kept)
+    R = math.prod(batch[i] for i in reduced)
+
+    def arrange(x: torch.Tensor) -> torch.Tensor:  # (*batch, p) -> (K, R, p)
+        return x.permute(*kept, *reduced, k).reshape(K, R, x.shape[-1])
+
+    U = torch.cat([arrange(u) for u in us], dim=1)
+    V = torch.cat([arrange(v) for v in vs], dim=1)
+    return (U.transpose(1, 2) @ V).reshape(*target, us[0].shape[-1], vs[0].shape[-1])
+
+
+_kkt_solve.register_autograd(_backward, setup_context=_setup_context)
+
+
+# --------------------------------------------------------------------------------------------
+# public functions
+
+
+def _prepare(
+    args: tuple[TensorLike, ...],
+) -> tuple[list[torch.Tensor], torch.dtype]:
+    """Tensors of one compute dtype, as the NumPy API chooses it: float32 if every input is a
+    float of at most 32 bits, else float64 (integers become float64). The casts are
+    differentiable, so gradients come back in each input's own dtype."""
+    names = ("Q", "q", "A", "c")
+    ts = [x if isinstance(x, torch.Tensor) else torch.as_tensor(x) for x in args]
+    for name, t in zip(names, ts):
+        if t.device.type != "cpu":
+            raise NotImplementedError(
+                f"{name} is on device {t.device}: fastkkt.torch supports CPU tensors only "
+                "(CUDA is not supported yet); move the inputs with .cpu()"
+            )
+        if t.is_complex():
+            raise TypeError(
+                f"{name} has dtype {t.dtype}; fastkkt solves real problems in float32 or float64"
+            )
+    small = all(t.is_floating_point() and t.element_size() <= 4 for t in ts)
+    dtype = torch.float32 if small else torch.float64
+    return [t.to(dtype) for t in ts], dtype
+
+
+def _call(Q, q, A, c, check_finite: bool, check_errors: bool):  # type: ignore[no-untyped-def]
+    ts, _ = _prepare((Q, q, A, c))
+    keep = torch.is_grad_enabled() and any(t.requires_grad for t in ts)
+    out = torch.ops.fastkkt.kkt_solve(*ts, bool(check_finite), check_errors, keep)
+    return out[0], out[1], out[2]
+
+
+def solve_ex(
+    Q: TensorLike, q: TensorLike, A: TensorLike, c: TensorLike, *, check_finite: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Differentiable `fastkkt.solve_ex`: (z, lam, info) with per-element status.
+
+    Q (..., n, n), q (..., n), A (..., m, n), c (..., m) broadcast over their batch
+    dimensions; z (..., n), lam (..., m) and info (...) (int32: 0 solved, 1 singular KKT
+    matrix, 2 not a strict minimum) have the broadcast batch shape. Failed elements hold NaN
+    in z and lam and contribute exactly zero to every gradient. Results are float32 when all
+    inputs are float32, else float64; CPU tensors only.
+
+    Raises ValueError for shapes that do not match or broadcast (naming the argument) and for
+    NaN or Inf input (if `check_finite`), TypeError for complex input, NotImplementedError
+    for non-CPU tensors.
+    """
+    return _call(Q, q, A, c, check_finite, False)
+
+
+def solve(
+    Q: TensorLike,
+    q: TensorLike,
+    A: TensorLike,
+    c: TensorLike,
+    *,
+    return_multipliers: bool = False,
+    check_finite: bool = True,
+) -> Any:
+    """Differentiable `fastkkt.solve`: z (..., n), or (z, lam) with `return_multipliers`.
+
+    Solves ``minimize ½zᵀQz + qᵀz subject to Az = c`` for every batch element (shapes,
+    broadcasting and dtypes as in `solve_ex`), differentiable with respect to Q, q, A and c;
+    the backward pass is one adjoint solve with the forward factorization.
+
+    Raises `fastkkt.KKTError` if any element has a singular KKT matrix or is not a strict
+    minimum, plus the errors of `solve_ex`.
+    """
+    z, lam, _ = _call(Q, q, A, c, check_finite, True)
+    return (z, lam) if return_multipliers else z
