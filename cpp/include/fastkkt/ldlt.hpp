@@ -120,9 +120,6 @@ constexpr double kRefineGrowth = 64.0;
 // -ffp-contract=off, so the compiler never fuses on its own: every kernel below performs the
 // same operations in the same order whether it runs on one problem or on W interleaved ones,
 // which is what makes `solve` and `factorize(...).solve` agree bit for bit.
-// Marks a loop over the W interleaved problems: independent, so it vectorizes exactly.
-#define FASTKKT_LANES _Pragma("omp simd")
-
 template <class T>
 inline T fmadd(T a, T b, T c) {
 #if defined(__FMA__)
@@ -148,7 +145,8 @@ template <class T, int W>
 void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, T* U, bool* ok,
                           T* growth) {
   const T tol = static_cast<T>(N) * eps<T>();
-  FASTKKT_LANES for (int w = 0; w < W; ++w) {
+#pragma omp simd  // lanes are independent: vectorizes exactly
+  for (int w = 0; w < W; ++w) {
     ok[w] = true;
     growth[w] = 0;
   }
@@ -158,19 +156,23 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, T* U,
       const T* Cj = C + j * N * W;
       T s[W] = {};
       for (index_t k = 0; k < j; ++k)
-        FASTKKT_LANES for (int w = 0; w < W; ++w) s[w] = fmadd(U[k * W + w], Cj[k * W + w], s[w]);
-      FASTKKT_LANES for (int w = 0; w < W; ++w) U[j * W + w] = Ci[j * W + w] - s[w];
+#pragma omp simd
+        for (int w = 0; w < W; ++w) s[w] = fmadd(U[k * W + w], Cj[k * W + w], s[w]);
+#pragma omp simd
+      for (int w = 0; w < W; ++w) U[j * W + w] = Ci[j * W + w] - s[w];
     }
     T sum[W] = {}, cancelled[W] = {};
     for (index_t j = 0; j < i; ++j)
-      FASTKKT_LANES for (int w = 0; w < W; ++w) {
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
         const T lij = U[j * W + w] / d[j * W + w];
         Ci[j * W + w] = lij;
         const T p = U[j * W + w] * lij;
         sum[w] += p;
         cancelled[w] += std::abs(p);
       }
-    FASTKKT_LANES for (int w = 0; w < W; ++w) {
+#pragma omp simd
+    for (int w = 0; w < W; ++w) {
       const T di = Ci[i * W + w] - sum[w];
       const bool sign_ok = (i < n) ? (di > 0) : (di < 0);
       ok[w] = ok[w] && sign_ok && std::abs(di) > tol * std::max(kmax[w], cancelled[w]);
@@ -195,14 +197,17 @@ void solve_natural_lanes(const T* C, const T* d, index_t N, T* y) {
     const T* Ci = C + i * N * W;
     T s[W] = {};
     for (index_t j = 0; j < i; ++j)
-      FASTKKT_LANES for (int w = 0; w < W; ++w) s[w] = fmadd(Ci[j * W + w], y[j * W + w], s[w]);
-    FASTKKT_LANES for (int w = 0; w < W; ++w) y[i * W + w] -= s[w];
+#pragma omp simd
+      for (int w = 0; w < W; ++w) s[w] = fmadd(Ci[j * W + w], y[j * W + w], s[w]);
+#pragma omp simd
+    for (int w = 0; w < W; ++w) y[i * W + w] -= s[w];
   }
   for (index_t i = 0; i < N * W; ++i) y[i] /= d[i];  // D y'' = y'
   for (index_t j = N - 1; j > 0; --j) {              // Lᵀ x = y''
     const T* Cj = C + j * N * W;
     for (index_t i = 0; i < j; ++i)
-      FASTKKT_LANES for (int w = 0; w < W; ++w) y[i * W + w] = fmadd(-Cj[i * W + w], y[j * W + w], y[i * W + w]);
+#pragma omp simd
+      for (int w = 0; w < W; ++w) y[i * W + w] = fmadd(-Cj[i * W + w], y[j * W + w], y[i * W + w]);
   }
 }
 
