@@ -101,7 +101,7 @@ T* out_ptr(py::array& a, const char* name, index_t expected_size) {
 template <class F>
 void run_chunked(index_t B, index_t N, int nthreads, const F& f) {
   constexpr double kChunkFlops = 4e7;
-  const double per_elem = static_cast<double>(N) * N * N / 3.0 + 8.0 * N * N + 1.0;
+  const double per_elem = fastkkt::element_flops(N);
   const index_t chunk =
       std::max<index_t>(1, static_cast<index_t>(kChunkFlops * std::max(nthreads, 1) / per_elem));
   for (index_t b0 = 0; b0 < B; b0 += chunk) {

@@ -319,12 +319,27 @@ struct Problem {
 
 // Runs body(i, workspace) for i in [i0, i1) on `nthreads` OpenMP threads. Workspaces are made
 // before the parallel region, so an allocation failure throws here and not inside it.
+// Each thread gets at least kMinFlopsPerThread of work (≈ 50 µs): below that, starting and
+// joining threads costs more than it saves, and on a busy machine a thread that is not
+// scheduled at once costs a whole scheduler tick.
+constexpr double kMinFlopsPerThread = 2e6;
+
+// Estimated floating-point operations of one factor-and-solve of size N.
+inline double element_flops(index_t N) {
+  const double n = static_cast<double>(N);
+  return n * n * n / 3.0 + 4.0 * n * n + 1.0;
+}
+
 template <class T, class Body>
 void parallel_over(index_t i0, index_t i1, int nthreads, index_t N, bool with_record,
                    bool interleaved, const Body& body) {
   const index_t count = i1 - i0;
   if (count <= 0) return;
-  int nt = static_cast<int>(std::min<index_t>(std::max(nthreads, 1), count));
+  const double items_flops = static_cast<double>(count) * element_flops(N) *
+                             (interleaved ? static_cast<double>(lanes<T>()) : 1.0);
+  const auto by_work = static_cast<index_t>(items_flops / kMinFlopsPerThread);
+  int nt = static_cast<int>(std::min<index_t>(
+      {static_cast<index_t>(std::max(nthreads, 1)), count, std::max<index_t>(by_work, 1)}));
   std::vector<Workspace<T>> ws;
   ws.reserve(static_cast<size_t>(nt));
   for (int t = 0; t < nt; ++t) ws.emplace_back(N, with_record, interleaved);
