@@ -115,14 +115,23 @@ void run_chunked(index_t B, index_t N, int nthreads, const F& f) {
 
 template <class T>
 void solve_t(const py::array& Q, const py::array& q, const py::array& A, const py::array& c,
-             py::array& z, py::array& lam, py::array& info, bool check_finite, int nthreads) {
+             py::array& z, py::array& lam, py::array& info, bool check_finite, int nthreads,
+             const py::object& records, const py::object& finfo) {
   const auto P = problem<T>(Q, &q, A, &c, check_finite);
   const index_t B = P.batch.size();
   T* zp = out_ptr<T>(z, "z", B * P.n);
   T* lp = out_ptr<T>(lam, "lam", B * P.m);
   auto* ip = out_ptr<std::int32_t>(info, "info", B);
+  fastkkt::Keep<T> keep;
+  py::array rec_a, finfo_a;
+  if (!records.is_none()) {
+    rec_a = records.cast<py::array>();
+    finfo_a = finfo.cast<py::array>();
+    keep.records = out_ptr<T>(rec_a, "records", B * fastkkt::record_size(P.n + P.m));
+    keep.finfo = out_ptr<std::int32_t>(finfo_a, "finfo", B);
+  }
   run_chunked(B, P.n + P.m, nthreads, [&](index_t b0, index_t b1) {
-    fastkkt::solve_batch(P, zp, lp, ip, b0, b1, nthreads);
+    fastkkt::solve_batch(P, zp, lp, ip, b0, b1, nthreads, keep);
   });
 }
 
@@ -157,6 +166,44 @@ void solve_factored_t(const py::array& records, const py::array& finfo, const py
   });
 }
 
+template <class T>
+void outer_grads_t(const py::array& z, const py::array& lam, const py::array& dz,
+                   const py::array& dlam, const py::array& info, const py::object& dQ,
+                   const py::object& dA, int nthreads) {
+  for (const auto* a : {&z, &lam, &dz, &dlam})
+    if (!(a->flags() & py::array::c_style))
+      throw std::invalid_argument("inputs must be C-contiguous");
+  check_array<T>(z, "z", false);
+  check_array<T>(lam, "lam", false);
+  check_array<T>(dz, "dz", false);
+  check_array<T>(dlam, "dlam", false);
+  check_array<std::int32_t>(info, "info", false);
+  if (z.ndim() < 1 || lam.ndim() != z.ndim() || !(info.flags() & py::array::c_style))
+    throw std::invalid_argument("z, lam, info: inconsistent shapes");
+  const index_t n = z.shape(z.ndim() - 1), m = lam.shape(lam.ndim() - 1);
+  const index_t B = info.size();
+  if (z.size() != B * n || dz.size() != B * n || lam.size() != B * m || dlam.size() != B * m)
+    throw std::invalid_argument("z, lam, dz, dlam, info: inconsistent sizes");
+  T* qp = nullptr;
+  T* ap = nullptr;
+  py::array dQa, dAa;
+  if (!dQ.is_none()) {
+    dQa = dQ.cast<py::array>();
+    qp = out_ptr<T>(dQa, "dQ", B * n * n);
+  }
+  if (!dA.is_none()) {
+    dAa = dA.cast<py::array>();
+    ap = out_ptr<T>(dAa, "dA", B * m * n);
+  }
+  const auto* zp = static_cast<const T*>(z.data());
+  const auto* lp = static_cast<const T*>(lam.data());
+  const auto* dzp = static_cast<const T*>(dz.data());
+  const auto* dlp = static_cast<const T*>(dlam.data());
+  const auto* ip = static_cast<const std::int32_t*>(info.data());
+  py::gil_scoped_release release;
+  fastkkt::outer_grads(index_t{0}, B, n, m, zp, lp, dzp, dlp, ip, qp, ap, nthreads);
+}
+
 bool is_float32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
 
 // The highest instruction-set level of CPUs that this process runs on.
@@ -185,14 +232,16 @@ PYBIND11_MODULE(FASTKKT_MODULE_NAME, mod) {
   mod.def(
       "solve",
       [](const py::array& Q, const py::array& q, const py::array& A, const py::array& c,
-         py::array z, py::array lam, py::array info, bool check_finite, int nthreads) {
+         py::array z, py::array lam, py::array info, bool check_finite, int nthreads,
+         const py::object& records, const py::object& finfo) {
         if (is_float32(Q))
-          solve_t<float>(Q, q, A, c, z, lam, info, check_finite, nthreads);
+          solve_t<float>(Q, q, A, c, z, lam, info, check_finite, nthreads, records, finfo);
         else
-          solve_t<double>(Q, q, A, c, z, lam, info, check_finite, nthreads);
+          solve_t<double>(Q, q, A, c, z, lam, info, check_finite, nthreads, records, finfo);
       },
       py::arg("Q"), py::arg("q"), py::arg("A"), py::arg("c"), py::arg("z"), py::arg("lam"),
-      py::arg("info"), py::arg("check_finite"), py::arg("nthreads"));
+      py::arg("info"), py::arg("check_finite"), py::arg("nthreads"),
+      py::arg("records") = py::none(), py::arg("finfo") = py::none());
   mod.def(
       "factorize",
       [](const py::array& Q, const py::array& A, py::array records, py::array info,
@@ -204,6 +253,17 @@ PYBIND11_MODULE(FASTKKT_MODULE_NAME, mod) {
       },
       py::arg("Q"), py::arg("A"), py::arg("records"), py::arg("info"), py::arg("check_finite"),
       py::arg("nthreads"));
+  mod.def(
+      "outer_grads",
+      [](const py::array& z, const py::array& lam, const py::array& dz, const py::array& dlam,
+         const py::array& info, const py::object& dQ, const py::object& dA, int nthreads) {
+        if (is_float32(z))
+          outer_grads_t<float>(z, lam, dz, dlam, info, dQ, dA, nthreads);
+        else
+          outer_grads_t<double>(z, lam, dz, dlam, info, dQ, dA, nthreads);
+      },
+      py::arg("z"), py::arg("lam"), py::arg("dz"), py::arg("dlam"), py::arg("info"), py::arg("dQ"),
+      py::arg("dA"), py::arg("nthreads"));
   mod.def(
       "solve_factored",
       [](const py::array& records, const py::array& finfo, const py::array& Q, const py::array& q,

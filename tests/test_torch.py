@@ -223,9 +223,15 @@ def test_opcheck():
     plain = tuple(x.detach() for x in (Q, q, A, c))
     torch.library.opcheck(torch.ops.fastkkt.kkt_solve.default, (*plain, True, False, False))
     torch.library.opcheck(torch.ops.fastkkt.kkt_solve.default, (Q, q, A, c, True, False, True))
-    kept = [x.detach() for x in torch.ops.fastkkt.kkt_solve(Q, q, A, c, True, False, True)[3:]]
+    out = [x.detach() for x in torch.ops.fastkkt.kkt_solve(Q, q, A, c, True, False, True)]
+    z, lam, info, records, finfo = out
     grads = (torch.ones(3, 4, dtype=F64), torch.ones(3, 2, dtype=F64))
-    torch.library.opcheck(torch.ops.fastkkt.kkt_adjoint.default, (*kept, *grads))
+    torch.library.opcheck(
+        torch.ops.fastkkt.kkt_adjoint.default, (records, finfo, *plain[::2], *grads)
+    )
+    torch.library.opcheck(
+        torch.ops.fastkkt.kkt_outer_grads.default, (z, lam, *grads, info, True, True)
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -298,21 +298,48 @@ def solve(
 
 
 def _solve(Q: ArrayLike, q: ArrayLike, A: ArrayLike, c: ArrayLike, check_finite: bool):
+    z, lam, info, _ = _solve_keep(Q, q, A, c, check_finite, keep=False)
+    return z, lam, info
+
+
+def _solve_keep(
+    Q: ArrayLike, q: ArrayLike, A: ArrayLike, c: ArrayLike, check_finite: bool, keep: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, KKTFactorization | None]:
+    """solve_ex, and with `keep` also the factorization of (Q, A) that produced it (for the
+    adjoint solve of fastkkt.torch): written by the same call when every element has its own
+    Q and A, else factored once per distinct (Q, A) and then solved — the same bits either
+    way."""
     Qa, Aa, n, m = _prepare_qa(Q, A)
     qa, ca = _prepare_qc(q, c, n, m)
     dtype = _compute_dtype(Qa, qa, Aa, ca)
     batch = _batch_shape({"Q": (Qa, 2), "q": (qa, 1), "A": (Aa, 2), "c": (ca, 1)})
     _check_size(batch, n, m)
-    Qb = _broadcast(_native(Qa, dtype), batch, 2)
-    qb = _broadcast(_native(qa, dtype), batch, 1)
-    Ab = _broadcast(_native(Aa, dtype), batch, 2)
-    cb = _broadcast(_native(ca, dtype), batch, 1)
+    Qn, An = _native(Qa, dtype), _native(Aa, dtype)
+    qn, cn = _native(qa, dtype), _native(ca, dtype)
+    if keep and _batch_shape({"Q": (Qa, 2), "A": (Aa, 2)}) != batch:
+        F = KKTFactorization(Qn, An, check_finite=check_finite, _copy=False)
+        return (*F.solve_ex(qn, cn, check_finite=check_finite), F)
     z = np.empty(batch + (n,), dtype)
     lam = np.empty(batch + (m,), dtype)
     info = np.empty(batch, np.int32)
-    core.solve(Qb, qb, Ab, cb, z, lam, info, bool(check_finite), _num_threads)
+    records = np.zeros(batch + (int(core.record_size(n + m)),), dtype) if keep else None
+    finfo = np.zeros(batch, np.int32) if keep else None
+    core.solve(
+        _broadcast(Qn, batch, 2),
+        _broadcast(qn, batch, 1),
+        _broadcast(An, batch, 2),
+        _broadcast(cn, batch, 1),
+        z,
+        lam,
+        info,
+        bool(check_finite),
+        _num_threads,
+        records,
+        finfo,
+    )
     _raise_nonfinite(info)
-    return z, lam, info
+    F = KKTFactorization._from_arrays(Qn, An, records, finfo) if keep else None
+    return z, lam, info, F
 
 
 class KKTFactorization:
@@ -334,14 +361,20 @@ class KKTFactorization:
         0 factored (a strict minimum), 1 singular, 2 not a strict minimum.
     """
 
-    def __init__(self, Q: ArrayLike, A: ArrayLike, *, check_finite: bool = True) -> None:
+    def __init__(
+        self, Q: ArrayLike, A: ArrayLike, *, check_finite: bool = True, _copy: bool = True
+    ) -> None:
         Qa, Aa, n, m = _prepare_qa(Q, A)
         dtype = _compute_dtype(Qa, Aa)
         batch = _batch_shape({"Q": (Qa, 2), "A": (Aa, 2)})
         _check_size(batch, n, m)
-        # Own, unbroadcast copies: the factorization is a snapshot of Q and A.
-        self._Q = np.array(Qa, dtype=dtype, order="C", copy=True)
-        self._A = np.array(Aa, dtype=dtype, order="C", copy=True)
+        # Own, unbroadcast copies: the factorization is a snapshot of Q and A. (fastkkt.torch
+        # passes _copy=False: autograd's version counters already guard its saved inputs.)
+        if _copy:
+            self._Q = np.array(Qa, dtype=dtype, order="C", copy=True)
+            self._A = np.array(Aa, dtype=dtype, order="C", copy=True)
+        else:
+            self._Q, self._A = _native(Qa, dtype), _native(Aa, dtype)
         self.n, self.m, self.batch_shape, self.dtype = n, m, batch, dtype
         R = int(core.record_size(n + m))
         self._records = np.zeros(batch + (R,), dtype)  # zeros: unused slots are deterministic

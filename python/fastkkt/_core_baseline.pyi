@@ -21,6 +21,8 @@ def solve(
     info: np.ndarray,
     check_finite: bool,
     nthreads: int,
+    records: np.ndarray | None = None,
+    finfo: np.ndarray | None = None,
 ) -> None: ...
 def factorize(
     Q: np.ndarray,
@@ -28,6 +30,16 @@ def factorize(
     records: np.ndarray,
     info: np.ndarray,
     check_finite: bool,
+    nthreads: int,
+) -> None: ...
+def outer_grads(
+    z: np.ndarray,
+    lam: np.ndarray,
+    dz: np.ndarray,
+    dlam: np.ndarray,
+    info: np.ndarray,
+    dQ: np.ndarray | None,
+    dA: np.ndarray | None,
     nthreads: int,
 ) -> None: ...
 def solve_factored(

@@ -54,31 +54,28 @@ def _kkt_solve(
     check_finite: bool,
     check_errors: bool,
     keep: bool,
-) -> tuple[
-    torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor
-]:
-    """(z, lam, info, records, finfo, Qc, Ac) for inputs of one float dtype.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z, lam, info, records, finfo) for inputs of one float dtype.
 
     ``z, lam, info`` are ``fastkkt.solve_ex(Q, q, A, c)``; with ``check_errors`` a failed
-    element raises KKTError as ``fastkkt.solve`` does. With ``keep`` the factorization
-    ``F = fastkkt.factorize(Q, A)`` is returned too (records, info, and its copies of Q and
-    A), for the adjoint solve of the backward pass; otherwise those four are empty.
+    element raises KKTError as ``fastkkt.solve`` does. With ``keep`` the factorization of
+    (Q, A) is returned too (its records and info), for the adjoint solve of the backward pass;
+    otherwise those two are empty.
     """
     Qn, qn, An, cn = _np(Q), _np(q), _np(A), _np(c)
     batch, batch_qa, n, m = _shapes(Q, q, A, c)
     if keep and math.prod(batch) > 0:
-        F = _api.factorize(Qn, An, check_finite=check_finite)
-        z, lam, info = F.solve_ex(qn, cn, check_finite=check_finite)  # == solve_ex, bitwise
-        kept = (F._records, F._info, F._Q, F._A)
+        z, lam, info, F = _api._solve_keep(Qn, qn, An, cn, check_finite, keep=True)
+        kept = (F._records, F._info)
     else:
         z, lam, info = _api.solve_ex(Qn, qn, An, cn, check_finite=check_finite)
         if keep:  # an empty batch: nothing to factor, the backward pass solves nothing
-            R, dt = _record_size(n + m), z.dtype
-            kept = (np.zeros((*batch_qa, R), dt), np.zeros(batch_qa, np.int32))
-            kept += (np.array(Qn, dt), np.array(An, dt))
+            kept = (
+                np.zeros((*batch_qa, _record_size(n + m)), z.dtype),
+                np.zeros(batch_qa, np.int32),
+            )
         else:
             kept = (np.empty(_Empty, z.dtype), np.empty(_Empty, np.int32))
-            kept += (np.empty(_Empty, z.dtype), np.empty(_Empty, z.dtype))
     if check_errors:
         _api._raise_kkt(info)
     return tuple(torch.from_numpy(x) for x in (z, lam, info, *kept))  # type: ignore[return-value]
@@ -90,15 +87,9 @@ def _kkt_solve_fake(Q, q, A, c, check_finite, check_errors, keep):  # type: igno
     z, lam = Q.new_empty((*batch, n)), Q.new_empty((*batch, m))
     info = Q.new_empty(batch, dtype=torch.int32)
     if keep:
-        records = Q.new_empty((*batch_qa, _record_size(n + m)))
-        kept = (records, info.new_empty(batch_qa), Q.new_empty(Q.shape), A.new_empty(A.shape))
+        kept = (Q.new_empty((*batch_qa, _record_size(n + m))), info.new_empty(batch_qa))
     else:
-        kept = (
-            Q.new_empty(_Empty),
-            info.new_empty(_Empty),
-            Q.new_empty(_Empty),
-            Q.new_empty(_Empty),
-        )
+        kept = (Q.new_empty(_Empty), info.new_empty(_Empty))
     return (z, lam, info, *kept)
 
 
@@ -123,8 +114,8 @@ def _shapes(Q: torch.Tensor, q: torch.Tensor, A: torch.Tensor, c: torch.Tensor) 
 def _kkt_adjoint(
     records: torch.Tensor,
     finfo: torch.Tensor,
-    Qc: torch.Tensor,
-    Ac: torch.Tensor,
+    Q: torch.Tensor,
+    A: torch.Tensor,
     gz: torch.Tensor,
     glam: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,14 +124,53 @@ def _kkt_adjoint(
     Elements whose factorization failed get NaN."""
     if gz.numel() == 0:  # an empty batch
         return gz.new_empty(gz.shape), glam.new_empty(glam.shape)
-    F = _api.KKTFactorization._from_arrays(_np(Qc), _np(Ac), _np(records), _np(finfo))
+    F = _api.KKTFactorization._from_arrays(_np(Q), _np(A), _np(records), _np(finfo))
     dz, dlam, _ = F.solve_ex(_np(gz), -_np(glam), check_finite=False)
     return torch.from_numpy(dz), torch.from_numpy(dlam)
 
 
 @_kkt_adjoint.register_fake
-def _kkt_adjoint_fake(records, finfo, Qc, Ac, gz, glam):  # type: ignore[no-untyped-def]
+def _kkt_adjoint_fake(records, finfo, Q, A, gz, glam):  # type: ignore[no-untyped-def]
     return gz.new_empty(gz.shape), glam.new_empty(glam.shape)
+
+
+@torch.library.custom_op("fastkkt::kkt_outer_grads", mutates_args=(), device_types="cpu")
+def _kkt_outer_grads(
+    z: torch.Tensor,
+    lam: torch.Tensor,
+    dz: torch.Tensor,
+    dlam: torch.Tensor,
+    info: torch.Tensor,
+    want_Q: bool,
+    want_A: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(∂ℓ/∂Q, ∂ℓ/∂A) = (½(d_z zᵀ + z d_zᵀ), d_λ zᵀ + λ d_zᵀ) per batch element, computed in
+    parallel in C++ (zero for failed elements); for inputs that own one Q and A per element.
+    An output that is not wanted is empty."""
+    z, lam, dz, dlam = (t.contiguous() for t in (z, lam, dz, dlam))
+    batch, n, m = tuple(info.shape), z.shape[-1], lam.shape[-1]
+    gQ = z.new_empty((*batch, n, n) if want_Q else _Empty)
+    gA = z.new_empty((*batch, m, n) if want_A else _Empty)
+    core.outer_grads(
+        _np(z),
+        _np(lam),
+        _np(dz),
+        _np(dlam),
+        _np(info.contiguous()),
+        _np(gQ) if want_Q else None,
+        _np(gA) if want_A else None,
+        _api.get_num_threads(),
+    )
+    return gQ, gA
+
+
+@_kkt_outer_grads.register_fake
+def _kkt_outer_grads_fake(z, lam, dz, dlam, info, want_Q, want_A):  # type: ignore[no-untyped-def]
+    batch, n, m = tuple(info.shape), z.shape[-1], lam.shape[-1]
+    return (
+        z.new_empty((*batch, n, n) if want_Q else _Empty),
+        z.new_empty((*batch, m, n) if want_A else _Empty),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,11 +179,12 @@ def _kkt_adjoint_fake(records, finfo, Qc, Ac, gz, glam):  # type: ignore[no-unty
 
 def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
     Q, q, A, c, _, _, keep = inputs
-    z, lam, info, records, finfo, Qc, Ac = output
+    z, lam, info, records, finfo = output
     ctx.keep = keep
     ctx.shapes = tuple(tuple(t.shape) for t in (Q, q, A, c))
-    ctx.mark_non_differentiable(info, records, finfo, Qc, Ac)
-    ctx.save_for_backward(z, lam, info, records, finfo, Qc, Ac)
+    ctx.mark_non_differentiable(info, records, finfo)
+    ctx.set_materialize_grads(False)  # no zero gradients for the outputs the loss ignores
+    ctx.save_for_backward(z, lam, info, records, finfo, Q, A)
 
 
 def _backward(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: Any) -> tuple:
@@ -172,7 +203,7 @@ def _backward(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: 
     forming per-element outer products (see `_outer_sum`). Failed elements (info ≠ 0) have
     z, λ, d_z and d_λ set to zero first, so their gradient contributions are exactly zero.
     """
-    z, lam, info, records, finfo, Qc, Ac = ctx.saved_tensors
+    z, lam, info, records, finfo, Q, A = ctx.saved_tensors
     need_Q, need_q, need_A, need_c = ctx.needs_input_grad[:4]
     if not any((need_Q, need_q, need_A, need_c)):
         return (None,) * 7
@@ -187,12 +218,23 @@ def _backward(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: 
     ok = info == 0
     okv = ok.unsqueeze(-1)
     dz, dlam = torch.ops.fastkkt.kkt_adjoint(
-        records, finfo, Qc, Ac, torch.where(okv, gz, 0), torch.where(okv, glam, 0)
+        records, finfo, Q, A, torch.where(okv, gz, 0), torch.where(okv, glam, 0)
     )
-    z, lam, dz, dlam = (torch.where(okv, x, 0) for x in (z, lam, dz, dlam))
     batch = tuple(info.shape)
-    gQ = _outer_sum([dz, z], [z, dz], batch, sQ[:-2]).mul_(0.5) if need_Q else None
-    gA = _outer_sum([dlam, lam], [z, dz], batch, sA[:-2]) if need_A else None
+    # Inputs with one Q (or A) per element: the outer products in C++ (failed elements → 0).
+    own_Q = need_Q and tuple(sQ[:-2]) == batch
+    own_A = need_A and tuple(sA[:-2]) == batch
+    gQ = gA = None
+    if own_Q or own_A:
+        gQ, gA = torch.ops.fastkkt.kkt_outer_grads(z, lam, dz, dlam, info, own_Q, own_A)
+        gQ, gA = (gQ if own_Q else None), (gA if own_A else None)
+    # Broadcast inputs and the vectors: zero the failed elements, then sum over the batch.
+    if (need_Q and not own_Q) or (need_A and not own_A) or need_q or need_c:
+        z, lam, dz, dlam = (torch.where(okv, x, 0) for x in (z, lam, dz, dlam))
+    if need_Q and not own_Q:
+        gQ = _outer_sum([dz, z], [z, dz], batch, sQ[:-2]).mul_(0.5)
+    if need_A and not own_A:
+        gA = _outer_sum([dlam, lam], [z, dz], batch, sA[:-2])
     gq = dz.sum_to_size(sq) if need_q else None
     gc = (-dlam).sum_to_size(sc) if need_c else None
     return gQ, gq, gA, gc, None, None, None

@@ -405,11 +405,19 @@ Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Works
 // solve_batch for the group of elements b0 … b0+cnt−1 (cnt ≤ W): factor and solve all lanes at
 // once; lanes that need pivoting or refinement finish on the one-problem path, which gives the
 // same bits as factorize(...).solve.
+// Where solve_batch keeps the factorizations it computes, for a later adjoint solve: records
+// (B × record_size(N)) and their status finfo (B), contiguous over the flat batch; or nowhere.
+template <class T>
+struct Keep {
+  T* records = nullptr;
+  std::int32_t* finfo = nullptr;
+};
+
 template <class T>
 void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::int32_t* info,
-                 Workspace<T>& ws) {
+                 Workspace<T>& ws, Keep<T> keep = {}) {
   constexpr int W = lanes<T>();
-  const index_t n = P.n, m = P.m, N = n + m;
+  const index_t n = P.n, m = P.m, N = n + m, R = record_size(N);
   Status st[W], rhs_st[W];
   T kmax[W], knorm[W], growth[W];
   bool ok[W];
@@ -437,26 +445,28 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
     T* zb = z + b * n;
     T* lb = lam + b * m;
     Status s = st[w];
+    T* rec = keep.records ? keep.records + b * R : ws.rec.data();
     if (s == kSolved) {
       const ElementQA<T> e = P.qa(b);
       const T* qb = P.q.at(P.batch, b);
       const T* cb = P.c.at(P.batch, b);
+      if (ok[w] && keep.records) unpack_lane(ws, w, N, knorm[w], growth[w], rec);
       if (!ok[w]) {
-        s = factor_pivoted(e, n, m, ws.rec.data(), ws);
+        s = factor_pivoted(e, n, m, rec, ws);
+        if (keep.finfo) keep.finfo[b] = s;
         if (s == kSolved)
-          s = solve_element(ws.rec.data(), e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb,
-                            ws);
+          s = solve_element(rec, e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb, ws);
       } else if (rhs_st[w] != kSolved) {
         s = rhs_st[w];
       } else if (natural_flags(growth[w], knorm[w]) != 0) {
-        unpack_lane(ws, w, N, knorm[w], growth[w], ws.rec.data());
-        s = solve_element(ws.rec.data(), e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb,
-                          ws);
+        if (!keep.records) unpack_lane(ws, w, N, knorm[w], growth[w], rec);
+        s = solve_element(rec, e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb, ws);
       } else {
         for (index_t i = 0; i < n; ++i) zb[i] = y[i * W + w];
         for (index_t k = 0; k < m; ++k) lb[k] = y[(n + k) * W + w];
       }
     }
+    if (keep.finfo && (st[w] != kSolved || ok[w])) keep.finfo[b] = st[w];
     if (s != kSolved) fill_nan(zb, n, lb, m);
     info[b] = s;
   }
@@ -504,25 +514,34 @@ void over_batch(const Problem<T>& P, index_t b0, index_t b1, int nthreads, bool 
 }
 
 // solve: z (B×n), lam (B×m), info (B) contiguous over the flat batch; elements [b0, b1).
+// With `keep`, every element's factorization is also stored there (exactly what factorize_batch
+// computes), so a backward pass can reuse it; then no two elements may share Q and A.
 template <class T>
 void solve_batch(const Problem<T>& P, T* z, T* lam, std::int32_t* info, index_t b0, index_t b1,
-                 int nthreads) {
-  const index_t n = P.n, m = P.m;
+                 int nthreads, Keep<T> keep = {}) {
+  const index_t n = P.n, m = P.m, R = record_size(n + m);
   over_batch(
       P, b0, b1, nthreads, true,
-      [&](index_t g0, int cnt, Workspace<T>& ws) { solve_group(P, g0, cnt, z, lam, info, ws); },
+      [&](index_t g0, int cnt, Workspace<T>& ws) {
+        solve_group(P, g0, cnt, z, lam, info, ws, keep);
+      },
       [&](index_t b, Workspace<T>& ws) {
         const ElementQA<T> e = P.qa(b);
-        if (!(ws.held && ws.Qp == e.Q && ws.Ap == e.A)) {
-          ws.status = factor_element(e, n, m, P.check_finite, ws.rec.data(), ws);
+        T* rec = ws.rec.data();
+        if (keep.records) {
+          rec = keep.records + b * R;
+          ws.status = factor_element(e, n, m, P.check_finite, rec, ws);
+          keep.finfo[b] = ws.status;
+        } else if (!(ws.held && ws.Qp == e.Q && ws.Ap == e.A)) {
+          ws.status = factor_element(e, n, m, P.check_finite, rec, ws);
           ws.held = true;
           ws.Qp = e.Q;
           ws.Ap = e.A;
         }
         Status st = ws.status;
         if (st == kSolved)
-          st = solve_element(ws.rec.data(), e, n, m, P.q.at(P.batch, b), P.q.s0, P.c.at(P.batch, b),
-                             P.c.s0, P.check_finite, z + b * n, lam + b * m, ws);
+          st = solve_element(rec, e, n, m, P.q.at(P.batch, b), P.q.s0, P.c.at(P.batch, b), P.c.s0,
+                             P.check_finite, z + b * n, lam + b * m, ws);
         if (st != kSolved) fill_nan(z + b * n, n, lam + b * m, m);
         info[b] = st;
       });
@@ -559,6 +578,41 @@ void solve_factored_batch(const Problem<T>& P, const Strided<T>& records,
     if (st != kSolved) fill_nan(z + b * n, n, lam + b * m, m);
     info[b] = st;
   });
+}
+
+// The input gradients of the backward pass for elements that own their Q and A. With x = [z; λ]
+// the solution and d = [d_z; d_λ] = −K⁻¹[∂ℓ/∂z; ∂ℓ/∂λ] from the adjoint solve,
+//     ∂ℓ/∂Q = ½ (d_z zᵀ + z d_zᵀ)   (n×n: K holds sym(Q)),
+//     ∂ℓ/∂A = d_λ zᵀ + λ d_zᵀ        (m×n: A appears as A and Aᵀ in K).
+// z, dz (B×n), lam, dlam (B×m), dQ (B×n×n), dA (B×m×n) contiguous; either output may be null.
+// Elements with info ≠ 0 get zero gradients (their z, λ, d may be NaN).
+template <class T>
+void outer_grads(index_t b0, index_t b1, index_t n, index_t m, const T* z, const T* lam,
+                 const T* dz, const T* dlam, const std::int32_t* info, T* dQ, T* dA, int nthreads) {
+  const double per = 3.0 * static_cast<double>(n) * static_cast<double>(n + m) + 1.0;
+  const auto by_work =
+      static_cast<index_t>(static_cast<double>(b1 - b0) * per / kMinFlopsPerThread);
+  const int nt = static_cast<int>(std::max<index_t>(
+      1, std::min<index_t>({static_cast<index_t>(std::max(nthreads, 1)), b1 - b0, by_work})));
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (index_t b = b0; b < b1; ++b) {
+    const bool ok = info[b] == kSolved;
+    const T* zb = z + b * n;
+    const T* dzb = dz + b * n;
+    if (dQ != nullptr) {
+      T* G = dQ + b * n * n;
+      for (index_t i = 0; i < n; ++i)
+        for (index_t j = 0; j < n; ++j)
+          G[i * n + j] = ok ? T(0.5) * (dzb[i] * zb[j] + zb[i] * dzb[j]) : T(0);
+    }
+    if (dA != nullptr) {
+      const T* lb = lam + b * m;
+      const T* dlb = dlam + b * m;
+      T* G = dA + b * m * n;
+      for (index_t k = 0; k < m; ++k)
+        for (index_t j = 0; j < n; ++j) G[k * n + j] = ok ? dlb[k] * zb[j] + lb[k] * dzb[j] : T(0);
+    }
+  }
 }
 
 }  // namespace fastkkt
