@@ -113,10 +113,17 @@ void run_chunked(index_t B, index_t N, int nthreads, const F& f) {
   }
 }
 
+// Number of nonzero entries of info[0, B): lets the caller skip looking at info when all is well.
+index_t count_failed(const std::int32_t* info, index_t B) {
+  index_t bad = 0;
+  for (index_t b = 0; b < B; ++b) bad += info[b] != 0;
+  return bad;
+}
+
 template <class T>
-void solve_t(const py::array& Q, const py::array& q, const py::array& A, const py::array& c,
-             py::array& z, py::array& lam, py::array& info, bool check_finite, int nthreads,
-             const py::object& records, const py::object& finfo) {
+index_t solve_t(const py::array& Q, const py::array& q, const py::array& A, const py::array& c,
+                py::array& z, py::array& lam, py::array& info, bool check_finite, int nthreads,
+                const py::object& records, const py::object& finfo) {
   const auto P = problem<T>(Q, &q, A, &c, check_finite);
   const index_t B = P.batch.size();
   T* zp = out_ptr<T>(z, "z", B * P.n);
@@ -133,6 +140,7 @@ void solve_t(const py::array& Q, const py::array& q, const py::array& A, const p
   run_chunked(B, P.n + P.m, nthreads, [&](index_t b0, index_t b1) {
     fastkkt::solve_batch(P, zp, lp, ip, b0, b1, nthreads, keep);
   });
+  return count_failed(ip, B);
 }
 
 template <class T>
@@ -235,9 +243,8 @@ PYBIND11_MODULE(FASTKKT_MODULE_NAME, mod) {
          py::array z, py::array lam, py::array info, bool check_finite, int nthreads,
          const py::object& records, const py::object& finfo) {
         if (is_float32(Q))
-          solve_t<float>(Q, q, A, c, z, lam, info, check_finite, nthreads, records, finfo);
-        else
-          solve_t<double>(Q, q, A, c, z, lam, info, check_finite, nthreads, records, finfo);
+          return solve_t<float>(Q, q, A, c, z, lam, info, check_finite, nthreads, records, finfo);
+        return solve_t<double>(Q, q, A, c, z, lam, info, check_finite, nthreads, records, finfo);
       },
       py::arg("Q"), py::arg("q"), py::arg("A"), py::arg("c"), py::arg("z"), py::arg("lam"),
       py::arg("info"), py::arg("check_finite"), py::arg("nthreads"),

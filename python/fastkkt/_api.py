@@ -178,6 +178,31 @@ def _prepare_qc(q: ArrayLike, c: ArrayLike, n: int, m: int) -> tuple[np.ndarray,
     return qa, ca
 
 
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def _ready(Q: Any, q: Any, A: Any, c: Any) -> tuple[tuple[int, ...], int, int] | None:
+    """(batch, n, m) when Q, q, A, c are aligned native float64 (or all float32) ndarrays of
+    one batch shape with consistent sizes — the common case, which needs no conversion or
+    broadcasting — else None (the general path then validates and reports errors)."""
+    if not (type(Q) is type(q) is type(A) is type(c) is np.ndarray):
+        return None
+    dt = Q.dtype
+    if dt not in _FLOATS or not (q.dtype == A.dtype == c.dtype == dt):
+        return None
+    shape = Q.shape
+    if len(shape) < 2 or A.ndim != len(shape) or q.ndim != len(shape) - 1 or c.ndim != q.ndim:
+        return None
+    batch, n, m = shape[:-2], shape[-1], A.shape[-2]
+    if shape[-2] != n or A.shape != (*batch, m, n) or q.shape != (*batch, n):
+        return None
+    if c.shape != (*batch, m):
+        return None
+    if not (Q.flags.aligned and q.flags.aligned and A.flags.aligned and c.flags.aligned):
+        return None
+    return batch, n, m
+
+
 def _broadcast(a: np.ndarray, batch: tuple[int, ...], k: int) -> np.ndarray:
     return np.broadcast_to(a, batch + a.shape[a.ndim - k :])
 
@@ -292,8 +317,11 @@ def solve(
         Some element has a singular KKT matrix or is not a strict minimum; ``.indices`` lists
         them (see `solve_ex` to get per-element status instead).
     """
-    z, lam, info = _solve(Q, q, A, c, check_finite)
-    _raise_kkt(info)
+    z, lam, info, _ = _solve_keep(Q, q, A, c, check_finite, keep=False)
+    if info.ndim == 0 and info:  # a 0-d info: test it without .any()'s reduction overhead
+        _raise_kkt(info)
+    elif info.ndim:
+        _raise_kkt(info)
     return (z, lam) if return_multipliers else z
 
 
@@ -309,35 +337,36 @@ def _solve_keep(
     adjoint solve of fastkkt.torch): written by the same call when every element has its own
     Q and A, else factored once per distinct (Q, A) and then solved — the same bits either
     way."""
-    Qa, Aa, n, m = _prepare_qa(Q, A)
-    qa, ca = _prepare_qc(q, c, n, m)
-    dtype = _compute_dtype(Qa, qa, Aa, ca)
-    batch = _batch_shape({"Q": (Qa, 2), "q": (qa, 1), "A": (Aa, 2), "c": (ca, 1)})
+    fast = _ready(Q, q, A, c)
+    if fast is not None:  # nothing to convert or broadcast: skip the general path's overhead
+        Qn, qn, An, cn = Q, q, A, c  # type: ignore[assignment]
+        batch, n, m = fast
+        dtype = Qn.dtype
+    else:
+        Qa, Aa, n, m = _prepare_qa(Q, A)
+        qa, ca = _prepare_qc(q, c, n, m)
+        dtype = _compute_dtype(Qa, qa, Aa, ca)
+        batch = _batch_shape({"Q": (Qa, 2), "q": (qa, 1), "A": (Aa, 2), "c": (ca, 1)})
+        _check_size(batch, n, m)
+        Qn, An = _native(Qa, dtype), _native(Aa, dtype)
+        qn, cn = _native(qa, dtype), _native(ca, dtype)
+        if keep and _batch_shape({"Q": (Qa, 2), "A": (Aa, 2)}) != batch:
+            # (Q, A) shared along some batch dimensions: factor each distinct one once
+            F = KKTFactorization(Qn, An, check_finite=check_finite, _copy=False)
+            return (*F.solve_ex(qn, cn, check_finite=check_finite), F)
+        Qn, qn = _broadcast(Qn, batch, 2), _broadcast(qn, batch, 1)
+        An, cn = _broadcast(An, batch, 2), _broadcast(cn, batch, 1)
     _check_size(batch, n, m)
-    Qn, An = _native(Qa, dtype), _native(Aa, dtype)
-    qn, cn = _native(qa, dtype), _native(ca, dtype)
-    if keep and _batch_shape({"Q": (Qa, 2), "A": (Aa, 2)}) != batch:
-        F = KKTFactorization(Qn, An, check_finite=check_finite, _copy=False)
-        return (*F.solve_ex(qn, cn, check_finite=check_finite), F)
     z = np.empty(batch + (n,), dtype)
     lam = np.empty(batch + (m,), dtype)
     info = np.empty(batch, np.int32)
     records = np.zeros(batch + (int(core.record_size(n + m)),), dtype) if keep else None
     finfo = np.zeros(batch, np.int32) if keep else None
-    core.solve(
-        _broadcast(Qn, batch, 2),
-        _broadcast(qn, batch, 1),
-        _broadcast(An, batch, 2),
-        _broadcast(cn, batch, 1),
-        z,
-        lam,
-        info,
-        bool(check_finite),
-        _num_threads,
-        records,
-        finfo,
+    failed = core.solve(
+        Qn, qn, An, cn, z, lam, info, bool(check_finite), _num_threads, records, finfo
     )
-    _raise_nonfinite(info)
+    if failed:
+        _raise_nonfinite(info)
     F = KKTFactorization._from_arrays(Qn, An, records, finfo) if keep else None
     return z, lam, info, F
 

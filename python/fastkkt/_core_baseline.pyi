@@ -23,7 +23,7 @@ def solve(
     nthreads: int,
     records: np.ndarray | None = None,
     finfo: np.ndarray | None = None,
-) -> None: ...
+) -> int: ...
 def factorize(
     Q: np.ndarray,
     A: np.ndarray,
