@@ -31,7 +31,7 @@
 #include "fastkkt/ldlt.hpp"
 
 #ifndef FASTKKT_BLOCKED_FROM
-#define FASTKKT_BLOCKED_FROM 64
+#define FASTKKT_BLOCKED_FROM 128
 #endif
 
 namespace fastkkt {
@@ -359,23 +359,102 @@ bool use_interleaved(const Problem<T>& P) {
   return false;
 }
 
+// `assemble` for W problems at once, straight into the interleaved layout (entry (i, j) of
+// problem w at C[(i·N + j)·W + w]). The loops, and so every rounding of the row sums, are those
+// of `assemble` with the W problems innermost: each lane gets bitwise what `assemble` gives.
+// chkQ / chkA per lane: 0 when Q / Q and A are finite, NaN otherwise. rowsum is N×W scratch.
+template <class T, int W>
+void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum, T* kmax, T* knorm,
+                    T* chkQ, T* chkA) {
+  const index_t N = n + m;
+  // 1. Copy, one problem at a time so that its rows are read contiguously:
+  //    C(i, j) = ½Qᵢⱼ (j < i), then C(j, i) += ½Qᵢⱼ (j > i) gives ½Qᵢⱼ + ½Qⱼᵢ as `assemble`.
+  for (int w = 0; w < W; ++w) {
+    const ElementQA<T>& ew = e[w];
+    for (index_t i = 0; i < n; ++i) {
+      const T* Qi = ew.Q + i * ew.Qs0;
+      T* Ci = C + i * N * W + w;
+      for (index_t j = 0; j < i; ++j) Ci[j * W] = T(0.5) * Qi[j * ew.Qs1];
+      Ci[i * W] = Qi[i * ew.Qs1];
+    }
+    for (index_t i = 0; i < n; ++i) {
+      const T* Qi = ew.Q + i * ew.Qs0;
+      for (index_t j = i + 1; j < n; ++j) C[(j * N + i) * W + w] += T(0.5) * Qi[j * ew.Qs1];
+    }
+    for (index_t k = 0; k < m; ++k) {
+      const T* Ak = ew.A + k * ew.As0;
+      T* Ck = C + (n + k) * N * W + w;
+      for (index_t j = 0; j < n; ++j) Ck[j * W] = Ak[j * ew.As1];
+      for (index_t j = n; j <= n + k; ++j) Ck[j * W] = 0;
+    }
+  }
+  // 2. Sizes and the finiteness check, across the W problems, in the loop order of `assemble`.
+  for (index_t i = 0; i < N * W; ++i) rowsum[i] = 0;
+  T mx[W] = {}, chk[W] = {};
+  for (index_t i = 0; i < n; ++i) {
+    T ri[W] = {};
+    for (index_t j = 0; j < i; ++j) {
+      const T* Cij = C + (i * N + j) * W;
+      T* Rj = rowsum + j * W;
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
+        chk[w] += Cij[w] - Cij[w];
+        const T a = std::abs(Cij[w]);
+        mx[w] = std::max(mx[w], a);
+        ri[w] += a;
+        Rj[w] += a;
+      }
+    }
+    const T* Cii = C + (i * N + i) * W;
+    T* Ri = rowsum + i * W;
+#pragma omp simd
+    for (int w = 0; w < W; ++w) {
+      chk[w] += Cii[w] - Cii[w];
+      mx[w] = std::max(mx[w], std::abs(Cii[w]));
+      Ri[w] += ri[w] + std::abs(Cii[w]);
+    }
+  }
+  for (int w = 0; w < W; ++w) chkQ[w] = chk[w];
+  for (index_t k = 0; k < m; ++k) {
+    T rk[W] = {};
+    for (index_t j = 0; j < n; ++j) {
+      const T* Ckj = C + ((n + k) * N + j) * W;
+      T* Rj = rowsum + j * W;
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
+        chk[w] += Ckj[w] - Ckj[w];
+        const T aa = std::abs(Ckj[w]);
+        mx[w] = std::max(mx[w], aa);
+        rk[w] += aa;
+        Rj[w] += aa;
+      }
+    }
+    for (int w = 0; w < W; ++w) rowsum[(n + k) * W + w] = rk[w];
+  }
+  for (int w = 0; w < W; ++w) {
+    chkA[w] = chk[w];
+    T nrm = 0;
+    for (index_t i = 0; i < N; ++i) nrm = std::max(nrm, rowsum[i * W + w]);
+    kmax[w] = mx[w];
+    knorm[w] = nrm;
+  }
+}
+
 // Packs the KKT matrices of elements b0 … b0+cnt−1 into the W lanes of ws.C (unused lanes
-// repeat the last element), through the scalar `assemble` so that every lane holds exactly
-// what the one-problem path factors; st, kmax and knorm per lane.
+// repeat the last element); st, kmax and knorm per lane, as `assemble` gives them.
 template <class T>
 void pack_group(const Problem<T>& P, index_t b0, int cnt, Workspace<T>& ws, Status* st, T* kmax,
                 T* knorm) {
   constexpr int W = lanes<T>();
-  const index_t N = P.n + P.m;
-  T* K = ws.rec.data();
-  T* C = ws.C.data();
-  for (int w = 0; w < W; ++w) {
-    const index_t b = b0 + std::min(w, cnt - 1);
-    st[w] = assemble(P.qa(b), P.n, P.m, P.check_finite, K, ws.u.data(), kmax[w], knorm[w]);
-    if (st[w] != kSolved) continue;  // the lane keeps stale values; its result is not used
-    for (index_t i = 0; i < N; ++i)
-      for (index_t j = 0; j <= i; ++j) C[(i * N + j) * W + w] = K[i * N + j];
-  }
+  ElementQA<T> e[W];
+  for (int w = 0; w < W; ++w) e[w] = P.qa(b0 + std::min(w, cnt - 1));
+  T chkQ[W], chkA[W];
+  assemble_lanes<T, W>(e, P.n, P.m, ws.C.data(), ws.CU.data(), kmax, knorm, chkQ, chkA);
+  for (int w = 0; w < W; ++w)
+    st[w] = !P.check_finite ? kSolved
+            : chkQ[w] != 0  ? kNonFiniteQ
+            : chkA[w] != 0  ? kNonFiniteA
+                            : kSolved;
 }
 
 // Lane w of the interleaved factorization as a one-problem record, as factor_natural makes it.

@@ -152,7 +152,44 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, T* U,
   }
   for (index_t i = 0; i < N; ++i) {
     T* Ci = C + i * N * W;
-    for (index_t j = 0; j < i; ++j) {
+    index_t j = 0;
+    // Four columns j … j+3 at a time share each load of uₖ (k < j); then the small triangle
+    // k ∈ [j, j+3). Every uⱼ is still summed over k = 0, 1, … in order.
+    for (; j + 4 <= i; j += 4) {
+      const T* C0 = C + j * N * W;
+      const T* C1 = C0 + N * W;
+      const T* C2 = C1 + N * W;
+      const T* C3 = C2 + N * W;
+      T s0[W] = {}, s1[W] = {}, s2[W] = {}, s3[W] = {};
+      for (index_t k = 0; k < j; ++k) {
+        const T* Uk = U + k * W;
+#pragma omp simd
+        for (int w = 0; w < W; ++w) {
+          s0[w] = fmadd(Uk[w], C0[k * W + w], s0[w]);
+          s1[w] = fmadd(Uk[w], C1[k * W + w], s1[w]);
+          s2[w] = fmadd(Uk[w], C2[k * W + w], s2[w]);
+          s3[w] = fmadd(Uk[w], C3[k * W + w], s3[w]);
+        }
+      }
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
+        const T u0 = Ci[j * W + w] - s0[w];
+        s1[w] = fmadd(u0, C1[j * W + w], s1[w]);
+        s2[w] = fmadd(u0, C2[j * W + w], s2[w]);
+        s3[w] = fmadd(u0, C3[j * W + w], s3[w]);
+        const T u1 = Ci[(j + 1) * W + w] - s1[w];
+        s2[w] = fmadd(u1, C2[(j + 1) * W + w], s2[w]);
+        s3[w] = fmadd(u1, C3[(j + 1) * W + w], s3[w]);
+        const T u2 = Ci[(j + 2) * W + w] - s2[w];
+        s3[w] = fmadd(u2, C3[(j + 2) * W + w], s3[w]);
+        const T u3 = Ci[(j + 3) * W + w] - s3[w];
+        U[j * W + w] = u0;
+        U[(j + 1) * W + w] = u1;
+        U[(j + 2) * W + w] = u2;
+        U[(j + 3) * W + w] = u3;
+      }
+    }
+    for (; j < i; ++j) {
       const T* Cj = C + j * N * W;
       T s[W] = {};
       for (index_t k = 0; k < j; ++k)
