@@ -367,19 +367,16 @@ template <class T, int W>
 void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum, T* kmax, T* knorm,
                     T* chkQ, T* chkA) {
   const index_t N = n + m;
-  // 1. Copy, one problem at a time so that its rows are read contiguously:
-  //    C(i, j) = ½Qᵢⱼ (j < i), then C(j, i) += ½Qᵢⱼ (j > i) gives ½Qᵢⱼ + ½Qⱼᵢ as `assemble`.
+  // 1. Copy, one problem at a time (its rows are read in order and stay in L1 for the column
+  //    reads; each row of C is written front to back), as `assemble` does.
   for (int w = 0; w < W; ++w) {
     const ElementQA<T>& ew = e[w];
     for (index_t i = 0; i < n; ++i) {
-      const T* Qi = ew.Q + i * ew.Qs0;
+      const T* Qi = ew.Q + i * ew.Qs0;  // row i
+      const T* Qc = ew.Q + i * ew.Qs1;  // column i
       T* Ci = C + i * N * W + w;
-      for (index_t j = 0; j < i; ++j) Ci[j * W] = T(0.5) * Qi[j * ew.Qs1];
+      for (index_t j = 0; j < i; ++j) Ci[j * W] = T(0.5) * Qi[j * ew.Qs1] + T(0.5) * Qc[j * ew.Qs0];
       Ci[i * W] = Qi[i * ew.Qs1];
-    }
-    for (index_t i = 0; i < n; ++i) {
-      const T* Qi = ew.Q + i * ew.Qs0;
-      for (index_t j = i + 1; j < n; ++j) C[(j * N + i) * W + w] += T(0.5) * Qi[j * ew.Qs1];
     }
     for (index_t k = 0; k < m; ++k) {
       const T* Ak = ew.A + k * ew.As0;
