@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable
 
-import fastkkt
 import numpy as np
 import scipy.linalg
+
+import fastkkt
 from fastkkt.testing import assert_allclose_normwise, loss_weights, random_qp
 
 #: The cases of BENCH.md, (B, n, m).

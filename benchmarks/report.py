@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import fastkkt
 import numpy as np
 from methods import (
     BACKWARD,
@@ -34,6 +33,8 @@ from methods import (
     ideal_seconds,
     input_bytes,
 )
+
+import fastkkt
 
 
 def best_of(run: Callable[[], Any], repeats: int) -> float:

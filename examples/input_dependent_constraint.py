@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 
-import fastkkt.torch as ft
 import torch
+
+import fastkkt.torch as ft
 
 A = torch.tensor([[1.0, 1.0, 1.0], [1.0, -1.0, 0.5]])  # known structure of the constraints
 

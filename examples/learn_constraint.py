@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 
-import fastkkt.torch as ft
 import numpy as np
 import torch
+
+import fastkkt.torch as ft
 
 
 def make_data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import fastkkt
 import numpy as np
 import pytest
+
+import fastkkt
 from fastkkt import reference
 from fastkkt.testing import assert_allclose_normwise, random_qp
 

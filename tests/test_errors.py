@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-import fastkkt
 import numpy as np
 import pytest
+
+import fastkkt
 from fastkkt import reference
 from fastkkt._errors import KKTError
 from fastkkt.testing import random_qp

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import fastkkt
 import numpy as np
-from fastkkt import reference
-from fastkkt.testing import kkt_matrix, kkt_residual, random_qp
 from hypothesis import given
 from hypothesis import strategies as st
+
+import fastkkt
+from fastkkt import reference
+from fastkkt.testing import kkt_matrix, kkt_residual, random_qp
 
 DTYPES = st.sampled_from([np.float64, np.float32])
 

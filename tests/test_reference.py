@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg
+
 from fastkkt import reference
 from fastkkt._errors import KKTError
 from fastkkt.testing import assert_allclose_normwise, kkt_matrix, random_qp

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import fastkkt
 import numpy as np
 import pytest
 import scipy.linalg
+
+import fastkkt
 from fastkkt import reference
 from fastkkt.testing import (
     assert_allclose_normwise,

@@ -7,9 +7,10 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import fastkkt
 import numpy as np
 import pytest
+
+import fastkkt
 from fastkkt import reference
 from fastkkt.testing import assert_allclose_normwise, psd_qp, random_qp
 
