@@ -14,7 +14,7 @@
 //      kRefineGrowth): x ← x + K⁻¹(b − Kx) with the residual computed from the original Q and A
 //      — in double for float32 input — until the normwise backward error
 //          ‖b − Kx‖∞ / (‖K‖∞‖x‖∞ + ‖b‖∞)
-//      is at most ε or stops halving (the stopping rule of LAPACK's xSYRFS / xGERFS).
+//      is at most ε or stops decreasing (cf. the stopping rule of LAPACK's xSYRFS / xGERFS).
 // Consecutive elements that share Q and A (same addresses) reuse the factorization held by the
 // thread. Elements are independent, so the result is bitwise the same for any thread count.
 // Nothing here allocates per element, throws inside a parallel region, or knows about Python.
@@ -38,6 +38,10 @@ namespace fastkkt {
 
 constexpr int kMaxBatchDims = 32;
 constexpr int kMaxRefineSteps = 5;
+// Refinement goes on while each step reduces the backward error to at most this fraction of
+// the previous one (LAPACK's xSYRFS asks for ½; near ε the residual's own rounding makes
+// progress uneven, and the steps only run for the few elements that ask for refinement).
+constexpr double kRefineProgress = 0.9;
 // From this size on the natural-order factorization uses Eigen's blocked kernels.
 constexpr index_t kBlockedFrom = FASTKKT_BLOCKED_FROM;
 
@@ -205,6 +209,7 @@ Status factor_element(const ElementQA<T>& e, index_t n, index_t m, bool check_fi
   T kmax = 0, knorm = 0;
   const Status st = assemble(e, n, m, check_finite, F.L, ws.u.data(), kmax, knorm);
   if (st != kSolved) return st;
+  if (m > n) return kSingular;  // rank A ≤ n < m
   const bool natural = N >= kBlockedFrom ? factor_natural_blocked(F, n, kmax, knorm)
                                          : factor_natural(F, n, kmax, knorm, ws.u.data());
   if (natural) return kSolved;
@@ -277,8 +282,8 @@ Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, 
       T xn = 0;
       for (index_t i = 0; i < N; ++i) xn = std::max(xn, std::abs(x[i]));
       const Acc berr = rn / (Acc(F.knorm) * Acc(xn) + Acc(bnorm));
-      if (!(berr > Acc(eps<T>()))) break;  // converged (or 0/0 for a zero problem)
-      if (berr > Acc(0.5) * prev) {        // stagnated: keep the better of the last two
+      if (!(berr > Acc(eps<T>()))) break;        // converged (or 0/0 for a zero problem)
+      if (berr > Acc(kRefineProgress) * prev) {  // stagnated: keep the better of the last two
         if (berr > prev)
           for (index_t i = 0; i < N; ++i) x[i] = ws.xprev[i];
         break;
@@ -448,15 +453,15 @@ void pack_group(const Problem<T>& P, index_t b0, int cnt, Workspace<T>& ws, Stat
   T chkQ[W], chkA[W];
   assemble_lanes<T, W>(e, P.n, P.m, ws.C.data(), ws.CU.data(), kmax, knorm, chkQ, chkA);
   for (int w = 0; w < W; ++w)
-    st[w] = !P.check_finite ? kSolved
-            : chkQ[w] != 0  ? kNonFiniteQ
-            : chkA[w] != 0  ? kNonFiniteA
-                            : kSolved;
+    st[w] = P.check_finite && chkQ[w] != 0   ? kNonFiniteQ
+            : P.check_finite && chkA[w] != 0 ? kNonFiniteA
+            : P.m > P.n                      ? kSingular  // rank A ≤ n < m
+                                             : kSolved;
 }
 
 // Lane w of the interleaved factorization as a one-problem record, as factor_natural makes it.
 template <class T>
-void unpack_lane(const Workspace<T>& ws, int w, index_t N, T knorm, T growth, T* rec) {
+void unpack_lane(const Workspace<T>& ws, int w, index_t N, T knorm, T flags, T* rec) {
   constexpr int W = lanes<T>();
   Factor<T> F = Factor<T>::view(rec, N);
   for (index_t i = 0; i < N; ++i) {
@@ -466,7 +471,7 @@ void unpack_lane(const Workspace<T>& ws, int w, index_t N, T knorm, T growth, T*
     F.perm[i] = static_cast<T>(i);
   }
   *F.knorm = knorm;
-  *F.flags = natural_flags(growth, knorm);
+  *F.flags = flags;
 }
 
 // The pivoted route of factor_element for a problem whose natural factorization gave up.
@@ -495,10 +500,10 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
   constexpr int W = lanes<T>();
   const index_t n = P.n, m = P.m, N = n + m, R = record_size(N);
   Status st[W], rhs_st[W];
-  T kmax[W], knorm[W], growth[W];
+  T kmax[W], knorm[W], flags[W];
   bool ok[W];
   pack_group(P, b0, cnt, ws, st, kmax, knorm);
-  factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, ws.CU.data(), ok, growth);
+  factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, knorm, ws.CU.data(), ok, flags);
   T* y = ws.Cy.data();
   for (int w = 0; w < W; ++w) {  // right-hand sides (−q, c)
     const index_t b = b0 + std::min(w, cnt - 1);
@@ -526,7 +531,7 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
       const ElementQA<T> e = P.qa(b);
       const T* qb = P.q.at(P.batch, b);
       const T* cb = P.c.at(P.batch, b);
-      if (ok[w] && keep.records) unpack_lane(ws, w, N, knorm[w], growth[w], rec);
+      if (ok[w] && keep.records) unpack_lane(ws, w, N, knorm[w], flags[w], rec);
       if (!ok[w]) {
         s = factor_pivoted(e, n, m, rec, ws);
         if (keep.finfo) keep.finfo[b] = s;
@@ -534,8 +539,8 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
           s = solve_element(rec, e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb, ws);
       } else if (rhs_st[w] != kSolved) {
         s = rhs_st[w];
-      } else if (natural_flags(growth[w], knorm[w]) != 0) {
-        if (!keep.records) unpack_lane(ws, w, N, knorm[w], growth[w], rec);
+      } else if (flags[w] != 0) {
+        if (!keep.records) unpack_lane(ws, w, N, knorm[w], flags[w], rec);
         s = solve_element(rec, e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb, ws);
       } else {
         for (index_t i = 0; i < n; ++i) zb[i] = y[i * W + w];
@@ -555,16 +560,16 @@ void factorize_group(const Problem<T>& P, index_t b0, int cnt, T* records, std::
   constexpr int W = lanes<T>();
   const index_t n = P.n, m = P.m, N = n + m, R = record_size(N);
   Status st[W];
-  T kmax[W], knorm[W], growth[W];
+  T kmax[W], knorm[W], flags[W];
   bool ok[W];
   pack_group(P, b0, cnt, ws, st, kmax, knorm);
-  factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, ws.CU.data(), ok, growth);
+  factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, knorm, ws.CU.data(), ok, flags);
   for (int w = 0; w < cnt; ++w) {
     const index_t b = b0 + w;
     Status s = st[w];
     if (s == kSolved) {
       if (ok[w])
-        unpack_lane(ws, w, N, knorm[w], growth[w], records + b * R);
+        unpack_lane(ws, w, N, knorm[w], flags[w], records + b * R);
       else
         s = factor_pivoted(P.qa(b), n, m, records + b * R, ws);
     }

@@ -116,6 +116,18 @@ constexpr T eps() {
 // the two (measured: refinement would cost ~25% on the benchmark problems and gain nothing).
 constexpr double kRefineGrowth = 64.0;
 
+// Refinement also follows when some pivot is formed with heavy cancellation, Σₖ |uₖ Lᵢₖ| above
+// this multiple of |dᵢ| (nearly dependent rows of A, ill-conditioned Q): the relative error of
+// such a pivot is that multiple of ε, though the growth stays small.
+constexpr double kRefineCancellation = 1e3;
+
+// Growth beyond which the natural order is abandoned for Bunch–Kaufman pivoting: at g ≳ 1/√ε
+// refinement with an unpivoted factor no longer converges reliably (measured: cond(Q) = 1e12).
+template <class T>
+T pivot_growth() {
+  return T(1) / std::sqrt(std::numeric_limits<T>::epsilon());
+}
+
 // a·b + c, fused into one rounding where the instruction set has FMA. The build uses
 // -ffp-contract=off, so the compiler never fuses on its own: every kernel below performs the
 // same operations in the same order whether it runs on one problem or on W interleaved ones,
@@ -138,17 +150,23 @@ inline T fmadd(T a, T b, T c) {
 //     dᵢ = Kᵢᵢ − Σ_{k<i} uₖ Lᵢₖ,
 // so it only reads finished rows. ok[w] says whether problem w has the sign pattern of a strict
 // minimum — dᵢ > 0 for i < n, dᵢ < 0 for i ≥ n — with every |dᵢ| above N·ε times the size of
-// what was cancelled to form it, max(max|K|, Σₖ |uₖ Lᵢₖ|); growth[w] = maxᵢ Σₖ Lᵢₖ²|dₖ|. Lanes
+// what was cancelled to form it, max(max|K|, Σₖ |uₖ Lᵢₖ|), and growth g = maxᵢ Σₖ Lᵢₖ²|dₖ| at
+// most ‖K‖∞·pivot_growth(); flags[w] is the record's kRefine flag (see natural_flags). Lanes
 // that fail go on computing garbage that the caller ignores (it refactors them with pivoting).
 // U is N×W scratch.
+template <class T>
+T natural_flags(T growth, T cancel, T knorm);
+
 template <class T, int W>
-void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, T* U, bool* ok,
-                          T* growth) {
+void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const T* knorm, T* U,
+                          bool* ok, T* flags) {
   const T tol = static_cast<T>(N) * eps<T>();
-#pragma omp simd  // lanes are independent: vectorizes exactly
+  T growth[W], cancel[W];  // max Σₖ |uₖ Lᵢₖ|, and max over i of that sum / |dᵢ|
+#pragma omp simd           // lanes are independent: vectorizes exactly
   for (int w = 0; w < W; ++w) {
     ok[w] = true;
     growth[w] = 0;
+    cancel[w] = 0;
   }
   for (index_t i = 0; i < N; ++i) {
     T* Ci = C + i * N * W;
@@ -215,15 +233,23 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, T* U,
       ok[w] = ok[w] && sign_ok && std::abs(di) > tol * std::max(kmax[w], cancelled[w]);
       d[i * W + w] = di;
       growth[w] = std::max(growth[w], cancelled[w]);
+      cancel[w] = std::max(cancel[w], cancelled[w] / std::abs(di));
     }
     if (W == 1 && !ok[0]) return;
   }
+  for (int w = 0; w < W; ++w) {
+    ok[w] = ok[w] && growth[w] <= pivot_growth<T>() * knorm[w];
+    flags[w] = natural_flags(growth[w], cancel[w], knorm[w]);
+  }
 }
 
-// The refinement flag of a natural-order factorization with this growth and ‖K‖∞.
+// The kRefine flag of a natural-order factorization with growth maxᵢ Σₖ Lᵢₖ²|dₖ|, cancellation
+// maxᵢ Σₖ Lᵢₖ²|dₖ| / |dᵢ| and ‖K‖∞ (see kRefineGrowth, kRefineCancellation).
 template <class T>
-T natural_flags(T growth, T knorm) {
-  return static_cast<T>(growth > static_cast<T>(kRefineGrowth) * knorm ? kRefine : 0);
+T natural_flags(T growth, T cancel, T knorm) {
+  const bool refine = growth > static_cast<T>(kRefineGrowth) * knorm ||
+                      cancel > static_cast<T>(kRefineCancellation);
+  return static_cast<T>(refine ? kRefine : 0);
 }
 
 // Solves the W interleaved systems L D Lᵀ x = y of factor_natural_lanes in place (y is N×W).
@@ -253,15 +279,15 @@ void solve_natural_lanes(const T* C, const T* d, index_t N, T* y) {
 template <class T>
 bool factor_natural(Factor<T> F, index_t n, T kmax, T knorm, T* u) {
   bool ok = false;
-  T growth = 0;
-  factor_natural_lanes<T, 1>(F.L, F.d, F.N, n, &kmax, u, &ok, &growth);
+  T flags = 0;
+  factor_natural_lanes<T, 1>(F.L, F.d, F.N, n, &kmax, &knorm, u, &ok, &flags);
   if (!ok) return false;
   for (index_t i = 0; i < F.N; ++i) {
     F.e[i] = 0;
     F.perm[i] = static_cast<T>(i);
   }
   *F.knorm = knorm;
-  *F.flags = natural_flags(growth, knorm);
+  *F.flags = flags;
   return true;
 }
 
@@ -291,7 +317,7 @@ bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm) {
     if (llt_s.info() != Eigen::Success) return false;
   }
   const T tol = static_cast<T>(N) * eps<T>();
-  T growth = 0;
+  T growth = 0, cancel = 0;
   for (index_t i = 0; i < N; ++i) {
     T* Li = F.L + i * N;
     T cancelled = 0;  // Σₖ Lᵢₖ² |dₖ| in the unit-diagonal form
@@ -303,7 +329,9 @@ bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm) {
     F.e[i] = T(1) / lii;  // scratch until the scaling below
     F.perm[i] = static_cast<T>(i);
     growth = std::max(growth, cancelled);
+    cancel = std::max(cancel, cancelled / std::abs(di));
   }
+  if (!(growth <= pivot_growth<T>() * knorm)) return false;
   // unit lower L: scale column j by 1/ℓⱼⱼ
   for (index_t i = 1; i < N; ++i) {
     T* Li = F.L + i * N;
@@ -311,7 +339,7 @@ bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm) {
   }
   for (index_t i = 0; i < N; ++i) F.e[i] = 0;
   *F.knorm = knorm;
-  *F.flags = natural_flags(growth, knorm);
+  *F.flags = natural_flags(growth, cancel, knorm);
   return true;
 }
 
