@@ -170,3 +170,24 @@ def test_kkterror_pickles():
     assert back.indices == [(0, 1), (1, 0)]
     assert str(back) == str(err)
     np.testing.assert_array_equal(back.info, err.info)
+
+
+def test_corrupted_factorization_records_raise_instead_of_crashing() -> None:
+    """The solve indexes memory through the stored permutation: records that no factorization
+    wrote (here: a forged permutation, an unknown status) must raise, never crash."""
+    from fastkkt.testing import random_qp
+
+    Q, q, A, c = random_qp(2, 3, 1, seed=5)
+    N = 4
+    F = fastkkt.factorize(Q, A)
+    F._records[:, N * N + 2 * N : N * N + 3 * N] = 1e9
+    with pytest.raises(ValueError, match="modified"):
+        F.solve(q, c)
+    F = fastkkt.factorize(Q, A)
+    F._records[0, N * N + 2 * N] = F._records[0, N * N + 2 * N + 1]  # an index twice
+    with pytest.raises(ValueError, match="modified"):
+        F.solve(q, c)
+    F = fastkkt.factorize(Q, A)
+    F._info[:] = 9
+    with pytest.raises(ValueError, match="modified"):
+        F.solve(q, c)

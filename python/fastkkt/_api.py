@@ -38,6 +38,7 @@ __all__ = [
 # info codes from the core (cpp/include/fastkkt/ldlt.hpp, enum Status)
 SOLVED, SINGULAR, NOT_MINIMUM = 0, 1, 2
 _NONFINITE = {3: "Q", 4: "q", 5: "A", 6: "c"}
+INVALID_RECORD = 7
 
 # Refuse requests whose per-thread scratch alone could not be allocated: (n+m)² scalars.
 _MAX_KKT_ENTRIES = 1 << 40
@@ -63,6 +64,7 @@ def _default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_MAX_THREADS = 1 << 16
 _num_threads = _default_threads()
 _threads_lock = threading.Lock()
 
@@ -72,8 +74,8 @@ def set_num_threads(k: int) -> None:
     global _num_threads
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"set_num_threads expects an int, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"set_num_threads expects k >= 1, got {k}")
+    if not 1 <= k <= _MAX_THREADS:
+        raise ValueError(f"set_num_threads expects 1 <= k <= {_MAX_THREADS}, got {k}")
     with _threads_lock:
         _num_threads = int(k)
 
@@ -145,15 +147,27 @@ def _batch_shape(named: dict[str, tuple[np.ndarray, int]]) -> tuple[int, ...]:
         raise ValueError(f"batch dimensions do not broadcast: {desc}") from None
 
 
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # not POSIX: rely on the allocator
+        return 1 << 62
+
+
+_PHYSICAL_MEMORY = _physical_memory()
+
+
 def _check_size(batch: tuple[int, ...], n: int, m: int) -> None:
+    """MemoryError before allocating anything when the results (or one KKT matrix) could not
+    fit in this machine's memory, even where the OS would overcommit."""
     N = n + m
-    if N * N > _MAX_KKT_ENTRIES:
+    if N * N > _MAX_KKT_ENTRIES or 8 * N * N > _PHYSICAL_MEMORY:
         raise MemoryError(f"a KKT matrix of size {N}×{N} does not fit in memory")
     b = 1
     for s in batch:
         b *= s
-    if b * max(N, 1) > _MAX_KKT_ENTRIES:
-        raise MemoryError(f"the batch {batch} of {N}-dimensional results does not fit in memory")
+    if b * max(N, 1) > _MAX_KKT_ENTRIES or 4 * b * (N + 1) > _PHYSICAL_MEMORY:
+        raise MemoryError(f"the results for batch shape {batch} (n + m = {N}) do not fit in memory")
 
 
 def _prepare_qa(Q: ArrayLike, A: ArrayLike) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -208,6 +222,10 @@ def _broadcast(a: np.ndarray, batch: tuple[int, ...], k: int) -> np.ndarray:
 
 
 def _raise_nonfinite(info: np.ndarray) -> None:
+    if np.any(info == INVALID_RECORD):
+        raise ValueError(
+            "the factorization's arrays were modified: they are not a factorization fastkkt made"
+        )
     codes = info[info >= 3]
     if codes.size:
         code = int(codes.min())

@@ -273,6 +273,17 @@ _kkt_solve.register_autograd(_backward, setup_context=_setup_context)
 # public functions
 
 
+def _torchable(x: Any) -> Any:
+    """An ndarray torch can wrap: a copy when it has negative strides, non-native byte order or
+    is read-only (torch rejects the first two and warns on the third; inputs are never
+    written, and the NumPy API accepts all three)."""
+    if isinstance(x, np.ndarray) and (
+        any(s < 0 for s in x.strides) or not x.dtype.isnative or not x.flags.writeable
+    ):
+        return np.array(x, dtype=x.dtype.newbyteorder("="))
+    return x
+
+
 def _prepare(
     args: tuple[TensorLike, ...],
 ) -> tuple[list[torch.Tensor], torch.dtype]:
@@ -280,7 +291,7 @@ def _prepare(
     float of at most 32 bits, else float64 (integers become float64). The casts are
     differentiable, so gradients come back in each input's own dtype."""
     names = ("Q", "q", "A", "c")
-    ts = [x if isinstance(x, torch.Tensor) else torch.as_tensor(x) for x in args]
+    ts = [x if isinstance(x, torch.Tensor) else torch.as_tensor(_torchable(x)) for x in args]
     for name, t in zip(names, ts):
         if t.device.type != "cpu":
             raise NotImplementedError(

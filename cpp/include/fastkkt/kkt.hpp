@@ -103,6 +103,7 @@ struct Workspace {
   index_t N = 0;
   std::vector<T> rec, u, w1, w2, b, x, xprev, y;
   std::vector<acc_t<T>> r;
+  std::vector<unsigned char> seen;  // for valid_record
   // factorization held in `rec`: for which (Q, A) and with which status
   const T* Qp = nullptr;
   const T* Ap = nullptr;
@@ -122,7 +123,8 @@ struct Workspace {
         x(N_),
         xprev(N_),
         y(N_),
-        r(N_) {
+        r(N_),
+        seen(N_) {
     if (interleaved) {
       const index_t W = lanes<T>();
       C.resize(static_cast<size_t>(N * N * W));
@@ -652,10 +654,16 @@ void solve_factored_batch(const Problem<T>& P, const Strided<T>& records,
                           index_t b0, index_t b1, int nthreads) {
   const index_t n = P.n, m = P.m, N = n + m;
   parallel_over<T>(b0, b1, nthreads, N, false, false, [&](index_t b, Workspace<T>& ws) {
-    Status st = static_cast<Status>(*finfo.at(P.batch, b));
+    const std::int32_t fi = *finfo.at(P.batch, b);
+    const T* rec = records.at(P.batch, b);
+    Status st = static_cast<Status>(fi);
+    if (fi < kSolved || fi > kNonFinitec)
+      st = kInvalidRecord;
+    else if (st == kSolved && !valid_record(rec, N, ws.seen.data()))
+      st = kInvalidRecord;
     if (st == kSolved)
-      st = solve_element(records.at(P.batch, b), P.qa(b), n, m, P.q.at(P.batch, b), P.q.s0,
-                         P.c.at(P.batch, b), P.c.s0, P.check_finite, z + b * n, lam + b * m, ws);
+      st = solve_element(rec, P.qa(b), n, m, P.q.at(P.batch, b), P.q.s0, P.c.at(P.batch, b), P.c.s0,
+                         P.check_finite, z + b * n, lam + b * m, ws);
     if (st != kSolved) fill_nan(z + b * n, n, lam + b * m, m);
     info[b] = st;
   });

@@ -54,6 +54,9 @@ enum Status : std::int32_t {
   kNonFiniteq = 4,
   kNonFiniteA = 5,
   kNonFinitec = 6,
+  // A stored factorization that no factorization of this library wrote (a corrupted record);
+  // the binding layer turns it into ValueError. Checked before every solve with a record.
+  kInvalidRecord = 7,
 };
 
 // Record flags.
@@ -460,6 +463,29 @@ Status factor_bunch_kaufman(Factor<T> F, index_t n, T kmax, T knorm, T* w1, T* w
   *F.knorm = knorm;
   *F.flags = static_cast<T>(kRefine | kPivoted);
   return (npos == n && nneg == N - n) ? kSolved : kNotMinimum;
+}
+
+// Whether `rec` can be a record of size N that the factorizations above wrote: a permutation
+// of 0 … N−1 (each row index once, 2×2 markers never on the last row and always followed by a
+// plain index), finite ‖K‖∞ and known flags. O(N) with `seen` (N bytes of scratch). The solve
+// indexes memory through perm, so a record from elsewhere must never reach it unchecked.
+template <class T>
+bool valid_record(const T* rec, index_t N, unsigned char* seen) {
+  const ConstFactor<T> F = ConstFactor<T>::view(rec, N);
+  const T flags = rec[N * N + 3 * N + 1];
+  if (!std::isfinite(F.knorm) || !(flags == 0 || flags == kRefine || flags == (kRefine | kPivoted)))
+    return false;
+  for (index_t k = 0; k < N; ++k) seen[k] = 0;
+  for (index_t k = 0; k < N; ++k) {
+    const T p = F.perm[k];
+    const T idx = p < 0 ? -p - 1 : p;
+    if (!(idx >= 0 && idx < static_cast<T>(N)) || idx != std::floor(idx)) return false;
+    if (p < 0 && (k + 1 >= N || F.perm[k + 1] < 0)) return false;
+    const auto i = static_cast<index_t>(idx);
+    if (seen[i]) return false;
+    seen[i] = 1;
+  }
+  return true;
 }
 
 // Solves K x = b with the factors: x = Pᵀ L⁻ᵀ D⁻¹ L⁻¹ P b. `b` (length N) is overwritten by x;
