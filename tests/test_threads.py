@@ -57,6 +57,9 @@ def test_default_is_every_core_or_environment():
         cores.add(len(os.sched_getaffinity(0)))
     assert _default_in_subprocess(None) in cores
     assert _default_in_subprocess("3") == 3
+    # a value that is no thread count warns (on stderr) and falls back to every core
+    assert _default_in_subprocess("zero") in cores
+    assert _default_in_subprocess("0") in cores
 
 
 # Sizes that exercise the different kernels: many tiny problems, mid-size, one large system,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,9 @@ _MAX_KKT_ENTRIES = 1 << 40
 # threads
 
 
+_MAX_THREADS = 1 << 16
+
+
 def _default_threads() -> int:
     env = os.environ.get("FASTKKT_NUM_THREADS", "").strip()
     if env:
@@ -55,16 +59,20 @@ def _default_threads() -> int:
             k = int(env)
         except ValueError:
             k = 0
-        if k >= 1:
+        if 1 <= k <= _MAX_THREADS:
             return k
-        raise ValueError(f"FASTKKT_NUM_THREADS must be a positive integer, got {env!r}")
+        warnings.warn(
+            f"FASTKKT_NUM_THREADS={env!r} is not a thread count (1 … {_MAX_THREADS}); "
+            "using every core",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
 
 
-_MAX_THREADS = 1 << 16
 _num_threads = _default_threads()
 _threads_lock = threading.Lock()
 
