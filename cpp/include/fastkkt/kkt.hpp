@@ -10,13 +10,22 @@
 //      for `factorize_batch`), with max|Kᵢⱼ| and ‖K‖∞;
 //   2. factor it in the natural order (fast path, Q positive definite); if that gives up,
 //      assemble again and factor with Bunch–Kaufman pivoting (ldlt.hpp);
-//   3. solve, then refine when the factorization asks for it (pivoted, or growth above
-//      kRefineGrowth): x ← x + K⁻¹(b − Kx) with the residual computed from the original Q and A
+//   3. solve, then refine when the factorization asks for it (pivoted, large growth or heavy
+//      cancellation): x ← x + K⁻¹(b − Kx) with the residual computed from the original Q and A
 //      — in double for float32 input — until the normwise backward error
 //          ‖b − Kx‖∞ / (‖K‖∞‖x‖∞ + ‖b‖∞)
 //      is at most ε or stops decreasing (cf. the stopping rule of LAPACK's xSYRFS / xGERFS).
-// Consecutive elements that share Q and A (same addresses) reuse the factorization held by the
-// thread. Elements are independent, so the result is bitwise the same for any thread count.
+// Three kernels do steps 1–3, by size and sharing:
+//   * N < kBlockedFrom, Q or A varying over the batch: W = lanes<T>() problems at a time in the
+//     interleaved ("compact") layout — entry (i, j) of the W problems in one SIMD register —
+//     so every step of the elimination is one vector operation across problems, branch-free;
+//     problems that need pivoting or refinement finish on the one-problem path;
+//   * N ≥ kBlockedFrom: one problem at a time with Eigen's blocked Cholesky/TRSM/SYRK;
+//   * Q and A shared: one problem at a time; consecutive elements with the same Q and A reuse
+//     the factorization the thread holds.
+// Each problem's arithmetic is the same in every kernel that can run it (explicit FMAs, fixed
+// summation order), so results do not depend on the thread count, on how the batch is grouped,
+// or on whether the factorization was stored (factorize) or not (solve): bitwise.
 // Nothing here allocates per element, throws inside a parallel region, or knows about Python.
 #pragma once
 
