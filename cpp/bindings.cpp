@@ -234,7 +234,6 @@ std::string cpu_level() {
 PYBIND11_MODULE(FASTKKT_MODULE_NAME, mod) {
   mod.doc() = "fastkkt compiled core (" FASTKKT_VARIANT "); use the fastkkt package instead.";
   mod.attr("variant") = FASTKKT_VARIANT;
-  mod.attr("record_extra") = 3;  // record_size(N) = N*N + record_extra*N + 2
   mod.def("record_size", [](index_t N) { return fastkkt::record_size(N); }, py::arg("N"));
   mod.def("cpu_level", &cpu_level);
   mod.def(

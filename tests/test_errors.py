@@ -179,12 +179,13 @@ def test_corrupted_factorization_records_raise_instead_of_crashing() -> None:
 
     Q, q, A, c = random_qp(2, 3, 1, seed=5)
     N = 4
+    perm = slice(-N - 2, -2)  # a record ends with perm (N entries), ‖K‖∞ and flags
     F = fastkkt.factorize(Q, A)
-    F._records[:, N * N + 2 * N : N * N + 3 * N] = 1e9
+    F._records[:, perm] = 1e9
     with pytest.raises(ValueError, match="modified"):
         F.solve(q, c)
     F = fastkkt.factorize(Q, A)
-    F._records[0, N * N + 2 * N] = F._records[0, N * N + 2 * N + 1]  # an index twice
+    F._records[0, perm] = 0  # one index four times
     with pytest.raises(ValueError, match="modified"):
         F.solve(q, c)
     F = fastkkt.factorize(Q, A)

@@ -7,7 +7,6 @@ shape by fastkkt._api; outputs are C-contiguous and writeable.
 import numpy as np
 
 variant: str
-record_extra: int
 
 def record_size(N: int) -> int: ...
 def cpu_level() -> str: ...

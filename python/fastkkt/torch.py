@@ -37,8 +37,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def _record_size(N: Any) -> Any:
-    """Numbers per factorization record, (N² + 3N + 2) for N = n + m (also for SymInts)."""
-    return core.record_size(N) if isinstance(N, int) else N * N + 3 * N + 2
+    """Numbers per factorization record, N(N−1)/2 + 3N + 2 for N = n + m (also for SymInts)."""
+    return core.record_size(N) if isinstance(N, int) else N * (N - 1) // 2 + 3 * N + 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,19 +149,22 @@ def _kkt_outer_grads(
     An output that is not wanted is empty."""
     z, lam, dz, dlam = (t.contiguous() for t in (z, lam, dz, dlam))
     batch, n, m = tuple(info.shape), z.shape[-1], lam.shape[-1]
-    gQ = z.new_empty((*batch, n, n) if want_Q else _Empty)
-    gA = z.new_empty((*batch, m, n) if want_A else _Empty)
+    # NumPy allocates the (large) outputs: it advises the kernel to back them with huge pages,
+    # which makes their first-touch page faults far cheaper than with torch's allocator.
+    dt = _np(z).dtype
+    gQ = np.empty((*batch, n, n) if want_Q else _Empty, dt)
+    gA = np.empty((*batch, m, n) if want_A else _Empty, dt)
     core.outer_grads(
         _np(z),
         _np(lam),
         _np(dz),
         _np(dlam),
         _np(info.contiguous()),
-        _np(gQ) if want_Q else None,
-        _np(gA) if want_A else None,
+        gQ if want_Q else None,
+        gA if want_A else None,
         _api.get_num_threads(),
     )
-    return gQ, gA
+    return torch.from_numpy(gQ), torch.from_numpy(gA)
 
 
 @_kkt_outer_grads.register_fake

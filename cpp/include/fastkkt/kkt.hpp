@@ -110,7 +110,7 @@ T quiet_nan() {
 template <class T>
 struct Workspace {
   index_t N = 0;
-  std::vector<T> rec, u, w1, w2, b, x, xprev, y;
+  std::vector<T> rec, sq, u, w1, w2, b, x, xprev, y;  // sq: N×N work buffer of a factorization
   std::vector<acc_t<T>> r;
   std::vector<unsigned char> seen;  // for valid_record
   // factorization held in `rec`: for which (Q, A) and with which status
@@ -125,6 +125,7 @@ struct Workspace {
   explicit Workspace(index_t N_, bool with_record, bool interleaved = false)
       : N(N_),
         rec(with_record || interleaved ? record_size(N_) : 0),
+        sq(static_cast<size_t>(N_ * N_)),
         u(N_),
         w1(N_),
         w2(N_),
@@ -216,15 +217,16 @@ template <class T>
 Status factor_element(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* rec,
                       Workspace<T>& ws) {
   const index_t N = n + m;
-  Factor<T> F = Factor<T>::view(rec, N);
+  Factor<T> F = Factor<T>::view(rec, N, ws.sq.data());
   T kmax = 0, knorm = 0;
   const Status st = assemble(e, n, m, check_finite, F.L, ws.u.data(), kmax, knorm);
   if (st != kSolved) return st;
   if (m > n) return kSingular;  // rank A ≤ n < m
   const bool natural = N >= kBlockedFrom ? factor_natural_blocked(F, n, kmax, knorm)
                                          : factor_natural(F, n, kmax, knorm, ws.u.data());
-  if (natural) return kSolved;
-  return factor_pivoted(e, n, m, rec, ws);
+  if (!natural) return factor_pivoted(e, n, m, rec, ws);
+  pack_factor(F.L, N, rec);
+  return kSolved;
 }
 
 // r = b − K x in acc_t<T>, with K formed on the fly from the original Q and A; returns ‖r‖∞.
@@ -474,9 +476,10 @@ void pack_group(const Problem<T>& P, index_t b0, int cnt, Workspace<T>& ws, Stat
 template <class T>
 void unpack_lane(const Workspace<T>& ws, int w, index_t N, T knorm, T flags, T* rec) {
   constexpr int W = lanes<T>();
-  Factor<T> F = Factor<T>::view(rec, N);
+  Factor<T> F = Factor<T>::view(rec, N, nullptr);
   for (index_t i = 0; i < N; ++i) {
-    for (index_t j = 0; j <= i; ++j) F.L[i * N + j] = ws.C[(i * N + j) * W + w];
+    T* Ri = rec + packed_row(i);
+    for (index_t j = 0; j < i; ++j) Ri[j] = ws.C[(i * N + j) * W + w];
     F.d[i] = ws.Cd[i * W + w];
     F.e[i] = 0;
     F.perm[i] = static_cast<T>(i);
@@ -488,10 +491,12 @@ void unpack_lane(const Workspace<T>& ws, int w, index_t N, T knorm, T flags, T* 
 // The pivoted route of factor_element for a problem whose natural factorization gave up.
 template <class T>
 Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Workspace<T>& ws) {
-  Factor<T> F = Factor<T>::view(rec, n + m);
+  Factor<T> F = Factor<T>::view(rec, n + m, ws.sq.data());
   T kmax = 0, knorm = 0;
   assemble(e, n, m, false, F.L, ws.u.data(), kmax, knorm);
-  return factor_bunch_kaufman(F, n, kmax, knorm, ws.w1.data(), ws.w2.data());
+  const Status st = factor_bunch_kaufman(F, n, kmax, knorm, ws.w1.data(), ws.w2.data());
+  if (st != kSingular) pack_factor(F.L, n + m, rec);  // a singular factorization is not used
+  return st;
 }
 
 // solve_batch for the group of elements b0 … b0+cnt−1 (cnt ≤ W): factor and solve all lanes at

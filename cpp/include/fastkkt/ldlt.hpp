@@ -23,13 +23,16 @@
 //    symmetric matrix; it reports singularity and the inertia.
 //
 // Storage: the record is caller memory of `record_size(N)` scalars, laid out as
-//     L     N×N row-major; the strict lower triangle holds the unit lower triangular L
-//           (entries inside a 2×2 block of D are 0), the rest is unused;
+//     L     N(N−1)/2  the strict lower triangle of the unit lower triangular L, packed by rows
+//                     (row i at offset i(i−1)/2; entries inside a 2×2 block of D are 0);
 //     d     N     the diagonal of D;
 //     e     N     e[k] = D(k+1, k) when rows k, k+1 form a 2×2 block, else 0;
-//     perm  N     P as row indices: row k of P K Pᵀ is row perm[k] of K (stored as a scalar);
+//     perm  N     P as row indices: row k of P K Pᵀ is row perm[k] of K (stored as a scalar;
+//                 −(p+1) marks the first row of a 2×2 block);
 //     knorm 1     ‖K‖∞, for the backward error of iterative refinement;
 //     flags 1     kRefine | kPivoted bits (stored as a scalar).
+// The factorizations work in place on a square N×N buffer (`Factor::L`, the caller's scratch)
+// and `pack_factor` then copies L into the record.
 // Nothing here allocates, throws, or knows about Python.
 #pragma once
 
@@ -62,8 +65,12 @@ enum Status : std::int32_t {
 // Record flags.
 enum : int { kRefine = 1, kPivoted = 2 };
 
-inline index_t record_size(index_t N) { return N * N + 3 * N + 2; }
+inline index_t packed_size(index_t N) { return N * (N - 1) / 2; }
+inline index_t packed_row(index_t i) { return i * (i - 1) / 2; }
+inline index_t record_size(index_t N) { return packed_size(N) + 3 * N + 2; }
 
+// A factorization being computed: L is the square N×N work buffer (row-major; its lower
+// triangle holds K on entry and L on exit), the rest points into the record.
 template <class T>
 struct Factor {
   T* L;
@@ -74,17 +81,23 @@ struct Factor {
   T* flags;
   index_t N;
 
-  static Factor view(T* rec, index_t N) {
-    return {rec,
-            rec + N * N,
-            rec + N * N + N,
-            rec + N * N + 2 * N,
-            rec + N * N + 3 * N,
-            rec + N * N + 3 * N + 1,
-            N};
+  static Factor view(T* rec, index_t N, T* square) {
+    const index_t P = packed_size(N);
+    return {square, rec + P, rec + P + N, rec + P + 2 * N, rec + P + 3 * N, rec + P + 3 * N + 1, N};
   }
 };
 
+// Copies the strict lower triangle of the square work buffer into the record's packed L.
+template <class T>
+void pack_factor(const T* square, index_t N, T* rec) {
+  for (index_t i = 1; i < N; ++i) {
+    const T* Si = square + i * N;
+    T* Ri = rec + packed_row(i);
+    for (index_t j = 0; j < i; ++j) Ri[j] = Si[j];
+  }
+}
+
+// A finished factorization, read from a record (L packed).
 template <class T>
 struct ConstFactor {
   const T* L;
@@ -96,12 +109,13 @@ struct ConstFactor {
   index_t N;
 
   static ConstFactor view(const T* rec, index_t N) {
+    const index_t P = packed_size(N);
     return {rec,
-            rec + N * N,
-            rec + N * N + N,
-            rec + N * N + 2 * N,
-            rec[N * N + 3 * N],
-            static_cast<int>(rec[N * N + 3 * N + 1]),
+            rec + P,
+            rec + P + N,
+            rec + P + 2 * N,
+            rec[P + 3 * N],
+            static_cast<int>(rec[P + 3 * N + 1]),
             N};
   }
 };
@@ -472,7 +486,7 @@ Status factor_bunch_kaufman(Factor<T> F, index_t n, T kmax, T knorm, T* w1, T* w
 template <class T>
 bool valid_record(const T* rec, index_t N, unsigned char* seen) {
   const ConstFactor<T> F = ConstFactor<T>::view(rec, N);
-  const T flags = rec[N * N + 3 * N + 1];
+  const T flags = rec[packed_size(N) + 3 * N + 1];
   if (!std::isfinite(F.knorm) || !(flags == 0 || flags == kRefine || flags == (kRefine | kPivoted)))
     return false;
   for (index_t k = 0; k < N; ++k) seen[k] = 0;
@@ -499,7 +513,7 @@ void factor_solve(const ConstFactor<T>& F, T* b, T* y) {
   }
   // L y' = y (unit lower, row by row)
   for (index_t i = 1; i < N; ++i) {
-    const T* Li = F.L + i * N;
+    const T* Li = F.L + packed_row(i);
     T s = 0;
     for (index_t j = 0; j < i; ++j) s = fmadd(Li[j], y[j], s);
     y[i] -= s;
@@ -520,7 +534,7 @@ void factor_solve(const ConstFactor<T>& F, T* b, T* y) {
   }
   // Lᵀ x' = y'' (column-oriented so that rows of L are read contiguously)
   for (index_t j = N - 1; j > 0; --j) {
-    const T* Lj = F.L + j * N;
+    const T* Lj = F.L + packed_row(j);
     const T yj = y[j];
     for (index_t i = 0; i < j; ++i) y[i] = fmadd(-Lj[i], yj, y[i]);
   }
