@@ -472,18 +472,31 @@ class KKTFactorization:
     ) -> tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]], NDArray[np.int32]]:
         """Like `fastkkt.solve_ex` with this factorization's Q and A: (z, lam, info)."""
         qa, ca = _prepare_qc(q, c, self.n, self.m)
-        batch = _batch_shape({"factorization": (self._info, 0), "q": (qa, 1), "c": (ca, 1)})
+        fb = self.batch_shape
+        if qa.shape[:-1] == ca.shape[:-1] == fb and qa.dtype == ca.dtype == self.dtype:
+            batch = fb  # nothing to broadcast (and, if Q and A are full, nothing to convert)
+            qa, ca = _native(qa, self.dtype), _native(ca, self.dtype)
+            if self._Q.shape[:-2] == self._A.shape[:-2] == fb:
+                views = (self._records, self._info, self._Q, qa, self._A, ca)
+            else:
+                views = (self._records, self._info, _broadcast(self._Q, batch, 2), qa,
+                         _broadcast(self._A, batch, 2), ca)  # fmt: skip
+        else:
+            batch = _batch_shape({"factorization": (self._info, 0), "q": (qa, 1), "c": (ca, 1)})
+            views = (
+                _broadcast(self._records, batch, 1),
+                _broadcast(self._info, batch, 0),
+                _broadcast(self._Q, batch, 2),
+                _broadcast(_native(qa, self.dtype), batch, 1),
+                _broadcast(self._A, batch, 2),
+                _broadcast(_native(ca, self.dtype), batch, 1),
+            )
         _check_size(batch, self.n, self.m)
         z = np.empty(batch + (self.n,), self.dtype)
         lam = np.empty(batch + (self.m,), self.dtype)
         info = np.empty(batch, np.int32)
         core.solve_factored(
-            _broadcast(self._records, batch, 1),
-            _broadcast(self._info, batch, 0),
-            _broadcast(self._Q, batch, 2),
-            _broadcast(_native(qa, self.dtype), batch, 1),
-            _broadcast(self._A, batch, 2),
-            _broadcast(_native(ca, self.dtype), batch, 1),
+            *views,
             z,
             lam,
             info,

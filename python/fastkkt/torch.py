@@ -97,6 +97,19 @@ def _shapes(Q: torch.Tensor, q: torch.Tensor, A: torch.Tensor, c: torch.Tensor) 
     """(batch, batch of (Q, A), n, m), validated by the NumPy API's own checks when the shapes
     are concrete (on stride-0 dummy arrays: no memory is touched)."""
     shapes = [tuple(t.shape) for t in (Q, q, A, c)]
+    sQ, sq, sA, sc = shapes
+    if (  # the common case, checked cheaply: one batch shape, consistent n and m
+        len(sQ) >= 2
+        and all(isinstance(s, int) for shape in shapes for s in shape)
+        and sQ[-1] == sQ[-2]
+        and sA[:-2] == sQ[:-2]
+        and sA[-1:] == sq[-1:] == sQ[-1:]
+        and sq[:-1] == sc[:-1] == sQ[:-2]
+        and sc[-1:] == sA[-2:-1]
+    ):
+        batch, n, m = sQ[:-2], sQ[-1], sA[-2]
+        _api._check_size(batch, n, m)
+        return batch, batch, n, m
     if all(isinstance(s, int) for shape in shapes for s in shape):
         Qd, qd, Ad, cd = (np.broadcast_to(np.zeros((), np.float64), s) for s in shapes)
         Qd, Ad, n, m = _api._prepare_qa(Qd, Ad)
