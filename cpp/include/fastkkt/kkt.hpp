@@ -40,7 +40,7 @@
 #include "fastkkt/ldlt.hpp"
 
 #ifndef FASTKKT_BLOCKED_FROM
-#define FASTKKT_BLOCKED_FROM 128
+#define FASTKKT_BLOCKED_FROM 176
 #endif
 
 namespace fastkkt {
