@@ -126,7 +126,7 @@ struct Workspace {
       : N(N_),
         rec(with_record || interleaved ? record_size(N_) : 0),
         sq(static_cast<size_t>(N_ * N_)),
-        u(N_),
+        u(2 * N_),
         w1(N_),
         w2(N_),
         b(N_),
@@ -139,7 +139,7 @@ struct Workspace {
       const index_t W = lanes<T>();
       C.resize(static_cast<size_t>(N * N * W));
       Cd.resize(static_cast<size_t>(N * W));
-      CU.resize(static_cast<size_t>(N * W));
+      CU.resize(static_cast<size_t>(2 * N * W));
       Cy.resize(static_cast<size_t>(N * W));
     }
   }

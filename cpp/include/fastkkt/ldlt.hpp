@@ -158,54 +158,48 @@ inline T fmadd(T a, T b, T c) {
 #endif
 }
 
-// LDLᵀ without pivoting of W problems at once, in the interleaved ("compact") layout: entry
-// (i, j) of problem w is C[(i·N + j)·W + w], so each step below is one SIMD operation across
-// the W problems (W = 1 is the ordinary row-major layout). The lower triangle of C holds the W
-// KKT matrices (the first n rows belong to Q) and is overwritten by L; d (N×W) receives D.
-// Row-oriented ("left-looking") form: for row i,
-//     uⱼ = Kᵢⱼ − Σ_{k<j} uₖ Lⱼₖ,   Lᵢⱼ = uⱼ / dⱼ     (j < i),
-//     dᵢ = Kᵢᵢ − Σ_{k<i} uₖ Lᵢₖ,
-// so it only reads finished rows. ok[w] says whether problem w has the sign pattern of a strict
-// minimum — dᵢ > 0 for i < n, dᵢ < 0 for i ≥ n — with every |dᵢ| above N·ε times the size of
-// what was cancelled to form it, max(max|K|, Σₖ |uₖ Lᵢₖ|), and growth g = maxᵢ Σₖ Lᵢₖ²|dₖ| at
-// most ‖K‖∞·pivot_growth(); flags[w] is the record's kRefine flag (see natural_flags). Lanes
-// that fail go on computing garbage that the caller ignores (it refactors them with pivoting).
-// U is N×W scratch.
 template <class T>
 T natural_flags(T growth, T cancel, T knorm);
 
-template <class T, int W>
-void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const T* knorm, T* U,
-                          bool* ok, T* flags) {
-  const T tol = static_cast<T>(N) * eps<T>();
-  T growth[W], cancel[W];  // max Σₖ |uₖ Lᵢₖ|, and max over i of that sum / |dᵢ|
-#pragma omp simd           // lanes are independent: vectorizes exactly
-  for (int w = 0; w < W; ++w) {
-    ok[w] = true;
-    growth[w] = 0;
-    cancel[w] = 0;
-  }
-  for (index_t i = 0; i < N; ++i) {
-    T* Ci = C + i * N * W;
-    index_t j = 0;
-    // Four columns j … j+3 at a time share each load of uₖ (k < j); then the small triangle
-    // k ∈ [j, j+3). Every uⱼ is still summed over k = 0, 1, … in order.
-    for (; j + 4 <= i; j += 4) {
-      const T* C0 = C + j * N * W;
-      const T* C1 = C0 + N * W;
-      const T* C2 = C1 + N * W;
-      const T* C3 = C2 + N * W;
-      T s0[W] = {}, s1[W] = {}, s2[W] = {}, s3[W] = {};
-      for (index_t k = 0; k < j; ++k) {
-        const T* Uk = U + k * W;
+// The u-values of R = 1 or 2 rows (Ci0, Ci1 of the interleaved C, into U0, U1) for the
+// columns j < jend:  uⱼ = Kᵢⱼ − Σ_{k<j} uₖ Lⱼₖ, summed over k in order. Four columns at a time
+// share each load of uₖ, and with R = 2 each load of Lⱼₖ serves both rows.
+template <class T, int W, int R>
+void natural_row_u(const T* C, index_t N, const T* Ci0, const T* Ci1, T* U0, T* U1, index_t jend) {
+  index_t j = 0;
+  for (; j + 4 <= jend; j += 4) {
+    const T* C0 = C + j * N * W;
+    const T* C1 = C0 + N * W;
+    const T* C2 = C1 + N * W;
+    const T* C3 = C2 + N * W;
+    T a0[W] = {}, a1[W] = {}, a2[W] = {}, a3[W] = {};  // row 0
+    T b0[W] = {}, b1[W] = {}, b2[W] = {}, b3[W] = {};  // row 1
+    for (index_t k = 0; k < j; ++k) {
+      const T* Uk = U0 + k * W;
+      const T* Vk = U1 + k * W;
 #pragma omp simd
-        for (int w = 0; w < W; ++w) {
-          s0[w] = fmadd(Uk[w], C0[k * W + w], s0[w]);
-          s1[w] = fmadd(Uk[w], C1[k * W + w], s1[w]);
-          s2[w] = fmadd(Uk[w], C2[k * W + w], s2[w]);
-          s3[w] = fmadd(Uk[w], C3[k * W + w], s3[w]);
+      for (int w = 0; w < W; ++w) {
+        const T l0 = C0[k * W + w], l1 = C1[k * W + w], l2 = C2[k * W + w], l3 = C3[k * W + w];
+        a0[w] = fmadd(Uk[w], l0, a0[w]);
+        a1[w] = fmadd(Uk[w], l1, a1[w]);
+        a2[w] = fmadd(Uk[w], l2, a2[w]);
+        a3[w] = fmadd(Uk[w], l3, a3[w]);
+        if (R == 2) {
+          b0[w] = fmadd(Vk[w], l0, b0[w]);
+          b1[w] = fmadd(Vk[w], l1, b1[w]);
+          b2[w] = fmadd(Vk[w], l2, b2[w]);
+          b3[w] = fmadd(Vk[w], l3, b3[w]);
         }
       }
+    }
+    // the small triangle k ∈ [j, j+3) of the block, row by row
+    for (int r = 0; r < R; ++r) {
+      const T* Ci = r == 0 ? Ci0 : Ci1;
+      T* Ur = r == 0 ? U0 : U1;
+      T* s0 = r == 0 ? a0 : b0;
+      T* s1 = r == 0 ? a1 : b1;
+      T* s2 = r == 0 ? a2 : b2;
+      T* s3 = r == 0 ? a3 : b3;
 #pragma omp simd
       for (int w = 0; w < W; ++w) {
         const T u0 = Ci[j * W + w] - s0[w];
@@ -218,28 +212,63 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const
         const T u2 = Ci[(j + 2) * W + w] - s2[w];
         s3[w] = fmadd(u2, C3[(j + 2) * W + w], s3[w]);
         const T u3 = Ci[(j + 3) * W + w] - s3[w];
-        U[j * W + w] = u0;
-        U[(j + 1) * W + w] = u1;
-        U[(j + 2) * W + w] = u2;
-        U[(j + 3) * W + w] = u3;
+        Ur[j * W + w] = u0;
+        Ur[(j + 1) * W + w] = u1;
+        Ur[(j + 2) * W + w] = u2;
+        Ur[(j + 3) * W + w] = u3;
       }
     }
-    for (; j < i; ++j) {
-      const T* Cj = C + j * N * W;
-      T s[W] = {};
-      for (index_t k = 0; k < j; ++k)
+  }
+  for (; j < jend; ++j) {
+    const T* Cj = C + j * N * W;
+    T a[W] = {}, b[W] = {};
+    for (index_t k = 0; k < j; ++k)
 #pragma omp simd
-        for (int w = 0; w < W; ++w) s[w] = fmadd(U[k * W + w], Cj[k * W + w], s[w]);
+      for (int w = 0; w < W; ++w) {
+        a[w] = fmadd(U0[k * W + w], Cj[k * W + w], a[w]);
+        if (R == 2) b[w] = fmadd(U1[k * W + w], Cj[k * W + w], b[w]);
+      }
 #pragma omp simd
-      for (int w = 0; w < W; ++w) U[j * W + w] = Ci[j * W + w] - s[w];
+    for (int w = 0; w < W; ++w) {
+      U0[j * W + w] = Ci0[j * W + w] - a[w];
+      if (R == 2) U1[j * W + w] = Ci1[j * W + w] - b[w];
     }
+  }
+}
+
+// LDLᵀ without pivoting of W problems at once, in the interleaved ("compact") layout: entry
+// (i, j) of problem w is C[(i·N + j)·W + w], so each step below is one SIMD operation across
+// the W problems (W = 1 is the ordinary row-major layout). The lower triangle of C holds the W
+// KKT matrices (the first n rows belong to Q) and is overwritten by L; d (N×W) receives D.
+// Row-oriented ("left-looking") form: for row i,
+//     uⱼ = Kᵢⱼ − Σ_{k<j} uₖ Lⱼₖ,   Lᵢⱼ = uⱼ / dⱼ     (j < i),
+//     dᵢ = Kᵢᵢ − Σ_{k<i} uₖ Lᵢₖ,
+// so it only reads finished rows. ok[w] says whether problem w has the sign pattern of a strict
+// minimum — dᵢ > 0 for i < n, dᵢ < 0 for i ≥ n — with every |dᵢ| above N·ε times the size of
+// what was cancelled to form it, max(max|K|, Σₖ |uₖ Lᵢₖ|), and growth g = maxᵢ Σₖ Lᵢₖ²|dₖ| at
+// most ‖K‖∞·pivot_growth(); flags[w] is the record's kRefine flag (see natural_flags). Lanes
+// that fail go on computing garbage that the caller ignores (it refactors them with pivoting).
+// U is 2N×W scratch.
+template <class T, int W>
+void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const T* knorm, T* U,
+                          bool* ok, T* flags) {
+  const T tol = static_cast<T>(N) * eps<T>();
+  T growth[W], cancel[W];  // max Σₖ |uₖ Lᵢₖ|, and max over i of that sum / |dᵢ|
+#pragma omp simd           // lanes are independent: vectorizes exactly
+  for (int w = 0; w < W; ++w) {
+    ok[w] = true;
+    growth[w] = 0;
+    cancel[w] = 0;
+  }
+  // Lᵢⱼ = uⱼ/dⱼ and dᵢ from the u-values of row i, with the acceptance test.
+  auto finish_row = [&](index_t i, T* Ci, const T* Ui) {
     T sum[W] = {}, cancelled[W] = {};
     for (index_t j = 0; j < i; ++j)
 #pragma omp simd
       for (int w = 0; w < W; ++w) {
-        const T lij = U[j * W + w] / d[j * W + w];
+        const T lij = Ui[j * W + w] / d[j * W + w];
         Ci[j * W + w] = lij;
-        const T p = U[j * W + w] * lij;
+        const T p = Ui[j * W + w] * lij;
         sum[w] += p;
         cancelled[w] += std::abs(p);
       }
@@ -251,6 +280,33 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const
       d[i * W + w] = di;
       growth[w] = std::max(growth[w], cancelled[w]);
       cancel[w] = std::max(cancel[w], cancelled[w] / std::abs(di));
+    }
+  };
+  // Rows two at a time: both rows' u-values for the columns j < i read the same finished rows
+  // of L, so each load of Lⱼₖ feeds two FMAs (and each load of uₖ four); then row i is
+  // finished, the last column of row i+1 uses it, and row i+1 is finished. Every uⱼ is still
+  // summed over k = 0, 1, … in order, so the blocking changes no result.
+  index_t i = 0;
+  while (i < N) {
+    if (i + 1 < N) {
+      T* Ci = C + i * N * W;
+      T* Ci1 = Ci + N * W;
+      natural_row_u<T, W, 2>(C, N, Ci, Ci1, U, U + N * W, i);
+      finish_row(i, Ci, U);
+      T* U1 = U + N * W;
+      T t[W] = {};
+      for (index_t k = 0; k < i; ++k)
+#pragma omp simd
+        for (int w = 0; w < W; ++w) t[w] = fmadd(U1[k * W + w], Ci[k * W + w], t[w]);
+#pragma omp simd
+      for (int w = 0; w < W; ++w) U1[i * W + w] = Ci1[i * W + w] - t[w];
+      finish_row(i + 1, Ci1, U1);
+      i += 2;
+    } else {
+      T* Ci = C + i * N * W;
+      natural_row_u<T, W, 1>(C, N, Ci, Ci, U, U, i);
+      finish_row(i, Ci, U);
+      i += 1;
     }
     if (W == 1 && !ok[0]) return;
   }
@@ -292,7 +348,7 @@ void solve_natural_lanes(const T* C, const T* d, index_t N, T* y) {
 }
 
 // LDLᵀ without pivoting of one KKT matrix, in place on F.L (see factor_natural_lanes); returns
-// false when it gives up. `u` is N scalars of scratch.
+// false when it gives up. `u` is 2N scalars of scratch.
 template <class T>
 bool factor_natural(Factor<T> F, index_t n, T kmax, T knorm, T* u) {
   bool ok = false;
