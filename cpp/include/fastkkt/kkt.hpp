@@ -593,22 +593,6 @@ void factorize_group(const Problem<T>& P, index_t b0, int cnt, T* records, std::
   }
 }
 
-// Asks the cache to start loading the Q and A of elements b0 … b1−1 (rows stored contiguously
-// only): the next group's inputs arrive while the current group is being factored, instead of
-// stalling its assembly on memory latency.
-template <class T>
-void prefetch_inputs(const Problem<T>& P, index_t b0, index_t b1) {
-  if (P.Q.s1 != 1 || P.A.s1 != 1) return;
-  constexpr index_t kLine = 64 / sizeof(T);
-  for (index_t b = b0; b < b1; ++b) {
-    const ElementQA<T> e = P.qa(b);
-    for (index_t i = 0; i < P.n; ++i)
-      for (index_t j = 0; j < P.n; j += kLine) __builtin_prefetch(e.Q + i * e.Qs0 + j, 0, 2);
-    for (index_t k = 0; k < P.m; ++k)
-      for (index_t j = 0; j < P.n; j += kLine) __builtin_prefetch(e.A + k * e.As0 + j, 0, 2);
-  }
-}
-
 // Runs group(g0, cnt, ws) over [b0, b1) in groups of W elements, or one(b, ws) per element.
 template <class T, class Group, class One>
 void over_batch(const Problem<T>& P, index_t b0, index_t b1, int nthreads, bool with_record,
@@ -619,7 +603,6 @@ void over_batch(const Problem<T>& P, index_t b0, index_t b1, int nthreads, bool 
     const index_t groups = (b1 - b0 + W - 1) / W;
     parallel_over<T>(0, groups, nthreads, N, true, true, [&](index_t g, Workspace<T>& ws) {
       const index_t g0 = b0 + g * W;
-      prefetch_inputs(P, std::min(b1, g0 + W), std::min(b1, g0 + 2 * W));
       group(g0, static_cast<int>(std::min(W, b1 - g0)), ws);
     });
   } else {
