@@ -134,11 +134,14 @@ def _kkt_adjoint(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(d_z, d_λ) = −K⁻¹ [g_z; g_λ] with the kept factorization of K (symmetric, so the
     adjoint system is K itself): ``F.solve_ex(g_z, −g_λ)`` solves K [d_z; d_λ] = [−g_z; −g_λ].
-    Elements whose factorization failed get NaN."""
+    Elements whose factorization failed get zeros, whatever their incoming gradient."""
     if gz.numel() == 0:  # an empty batch
         return gz.new_empty(gz.shape), glam.new_empty(glam.shape)
     F = _api.KKTFactorization._from_arrays(_np(Q), _np(A), _np(records), _np(finfo))
-    dz, dlam, _ = F.solve_ex(_np(gz), -_np(glam), check_finite=False)
+    dz, dlam, info = F.solve_ex(_np(gz), -_np(glam), check_finite=False)
+    if info.any():
+        dz[info != 0] = 0
+        dlam[info != 0] = 0
     return torch.from_numpy(dz), torch.from_numpy(dlam)
 
 
@@ -216,8 +219,9 @@ def _backward(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: 
         ∂ℓ/∂A = d_λ zᵀ + λ d_zᵀ         (A appears as A and as Aᵀ in K)
 
     Each is summed over the batch dimensions along which its input was broadcast, without
-    forming per-element outer products (see `_outer_sum`). Failed elements (info ≠ 0) have
-    z, λ, d_z and d_λ set to zero first, so their gradient contributions are exactly zero.
+    forming per-element outer products (see `_outer_sum`). Failed elements (info ≠ 0) get
+    d_z = d_λ = 0 from the adjoint solve and z, λ set to zero before any product, so their
+    gradient contributions are exactly zero.
     """
     z, lam, info, records, finfo, Q, A = ctx.saved_tensors
     need_Q, need_q, need_A, need_c = ctx.needs_input_grad[:4]
@@ -231,11 +235,7 @@ def _backward(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: 
     sQ, sq, sA, sc = ctx.shapes
     gz = torch.zeros_like(z) if gz is None else gz
     glam = torch.zeros_like(lam) if glam is None else glam
-    ok = info == 0
-    okv = ok.unsqueeze(-1)
-    dz, dlam = torch.ops.fastkkt.kkt_adjoint(
-        records, finfo, Q, A, torch.where(okv, gz, 0), torch.where(okv, glam, 0)
-    )
+    dz, dlam = torch.ops.fastkkt.kkt_adjoint(records, finfo, Q, A, gz, glam)  # 0 where failed
     batch = tuple(info.shape)
     # Inputs with one Q (or A) per element: the outer products in C++ (failed elements → 0).
     own_Q = need_Q and tuple(sQ[:-2]) == batch
@@ -244,9 +244,10 @@ def _backward(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: 
     if own_Q or own_A:
         gQ, gA = torch.ops.fastkkt.kkt_outer_grads(z, lam, dz, dlam, info, own_Q, own_A)
         gQ, gA = (gQ if own_Q else None), (gA if own_A else None)
-    # Broadcast inputs and the vectors: zero the failed elements, then sum over the batch.
-    if (need_Q and not own_Q) or (need_A and not own_A) or need_q or need_c:
-        z, lam, dz, dlam = (torch.where(okv, x, 0) for x in (z, lam, dz, dlam))
+    # Broadcast inputs: zero z and λ of the failed elements (NaN there), then sum over the batch.
+    if (need_Q and not own_Q) or (need_A and not own_A):
+        okv = (info == 0).unsqueeze(-1)
+        z, lam = torch.where(okv, z, 0), torch.where(okv, lam, 0)
     if need_Q and not own_Q:
         gQ = _outer_sum([dz, z], [z, dz], batch, sQ[:-2]).mul_(0.5)
     if need_A and not own_A:
