@@ -140,15 +140,16 @@ def test_requires_grad_on_some_inputs_only():
 
 @pytest.fixture
 def keep_flags(monkeypatch):
-    """Record the `keep` argument of every fastkkt::kkt_solve call."""
+    """Record the `keep` argument of every call of the fastkkt::kkt_solve implementation (eager
+    calls reach it through an autograd.Function, compiled ones through the operator)."""
     calls: list[bool] = []
-    op = torch.ops.fastkkt.kkt_solve
+    impl = ft._kkt_solve_impl
 
     def spy(*args):
         calls.append(args[-1])
-        return op(*args)
+        return impl(*args)
 
-    monkeypatch.setattr(torch.ops.fastkkt, "kkt_solve", spy)
+    monkeypatch.setattr(ft, "_kkt_solve_impl", spy)
     return calls
 
 
