@@ -37,6 +37,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "fastkkt/interleave.hpp"
 #include "fastkkt/ldlt.hpp"
 
 #ifndef FASTKKT_BLOCKED_FROM
@@ -126,7 +127,7 @@ struct Workspace {
       : N(N_),
         rec(with_record || interleaved ? record_size(N_) : 0),
         sq(static_cast<size_t>(N_ * N_)),
-        u(2 * N_),
+        u(3 * N_),
         w1(N_),
         w2(N_),
         b(N_),
@@ -139,7 +140,7 @@ struct Workspace {
       const index_t W = lanes<T>();
       C.resize(static_cast<size_t>(N * N * W));
       Cd.resize(static_cast<size_t>(N * W));
-      CU.resize(static_cast<size_t>(2 * N * W));
+      CU.resize(static_cast<size_t>(3 * N * W));
       Cy.resize(static_cast<size_t>(N * W));
     }
   }
@@ -378,49 +379,41 @@ bool use_interleaved(const Problem<T>& P) {
 }
 
 // `assemble` for W problems at once, straight into the interleaved layout (entry (i, j) of
-// problem w at C[(i·N + j)·W + w]). The loops, and so every rounding of the row sums, are those
-// of `assemble` with the W problems innermost: each lane gets bitwise what `assemble` gives.
+// problem w at C[(i·N + j)·W + w]). The arithmetic, and so every rounding of the row sums, is
+// that of `assemble` with the W problems innermost: each lane gets bitwise what `assemble` gives.
+// Row i of each Q is copied whole (interleave_rows), its upper part into C's upper triangle,
+// which the factorization never reads; then row i of sym(Q) is formed in place from the lower
+// part and column i of that upper triangle (rows j < i, copied earlier). Everything is read in
+// order, and each row of C stays in L1 from its copy to its symmetrization.
 // chkQ / chkA per lane: 0 when Q / Q and A are finite, NaN otherwise. rowsum is N×W scratch.
 template <class T, int W>
 void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum, T* kmax, T* knorm,
                     T* chkQ, T* chkA) {
   const index_t N = n + m;
-  // 1. Copy, one problem at a time (its rows are read in order and stay in L1 for the column
-  //    reads; each row of C is written front to back), as `assemble` does.
-  for (int w = 0; w < W; ++w) {
-    const ElementQA<T>& ew = e[w];
-    for (index_t i = 0; i < n; ++i) {
-      const T* Qi = ew.Q + i * ew.Qs0;  // row i
-      const T* Qc = ew.Q + i * ew.Qs1;  // column i
-      T* Ci = C + i * N * W + w;
-      for (index_t j = 0; j < i; ++j) Ci[j * W] = T(0.5) * Qi[j * ew.Qs1] + T(0.5) * Qc[j * ew.Qs0];
-      Ci[i * W] = Qi[i * ew.Qs1];
-    }
-    for (index_t k = 0; k < m; ++k) {
-      const T* Ak = ew.A + k * ew.As0;
-      T* Ck = C + (n + k) * N * W + w;
-      for (index_t j = 0; j < n; ++j) Ck[j * W] = Ak[j * ew.As1];
-      for (index_t j = n; j <= n + k; ++j) Ck[j * W] = 0;
-    }
-  }
-  // 2. Sizes and the finiteness check, across the W problems, in the loop order of `assemble`.
+  const T* src[W];
   for (index_t i = 0; i < N * W; ++i) rowsum[i] = 0;
   T mx[W] = {}, chk[W] = {};
   for (index_t i = 0; i < n; ++i) {
+    T* Ci = C + i * N * W;
+    for (int w = 0; w < W; ++w) src[w] = e[w].Q + i * e[w].Qs0;
+    interleave_rows<T, W>(src, e[0].Qs1, n, Ci);
     T ri[W] = {};
     for (index_t j = 0; j < i; ++j) {
-      const T* Cij = C + (i * N + j) * W;
+      T* Cij = Ci + j * W;
+      const T* Cji = C + (j * N + i) * W;  // Qⱼᵢ, copied with row j
       T* Rj = rowsum + j * W;
 #pragma omp simd
       for (int w = 0; w < W; ++w) {
-        chk[w] += Cij[w] - Cij[w];
-        const T a = std::abs(Cij[w]);
+        const T s = T(0.5) * Cij[w] + T(0.5) * Cji[w];
+        Cij[w] = s;
+        chk[w] += s - s;
+        const T a = std::abs(s);
         mx[w] = std::max(mx[w], a);
         ri[w] += a;
         Rj[w] += a;
       }
     }
-    const T* Cii = C + (i * N + i) * W;
+    const T* Cii = Ci + i * W;
     T* Ri = rowsum + i * W;
 #pragma omp simd
     for (int w = 0; w < W; ++w) {
@@ -431,9 +424,13 @@ void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum
   }
   for (int w = 0; w < W; ++w) chkQ[w] = chk[w];
   for (index_t k = 0; k < m; ++k) {
+    T* Ck = C + (n + k) * N * W;
+    for (int w = 0; w < W; ++w) src[w] = e[w].A + k * e[w].As0;
+    interleave_rows<T, W>(src, e[0].As1, n, Ck);
+    for (index_t j = n * W; j < (n + k + 1) * W; ++j) Ck[j] = 0;
     T rk[W] = {};
     for (index_t j = 0; j < n; ++j) {
-      const T* Ckj = C + ((n + k) * N + j) * W;
+      const T* Ckj = Ck + j * W;
       T* Rj = rowsum + j * W;
 #pragma omp simd
       for (int w = 0; w < W; ++w) {

@@ -241,14 +241,14 @@ void natural_row_u(const T* C, index_t N, const T* Ci0, const T* Ci1, T* U0, T* 
 // the W problems (W = 1 is the ordinary row-major layout). The lower triangle of C holds the W
 // KKT matrices (the first n rows belong to Q) and is overwritten by L; d (N×W) receives D.
 // Row-oriented ("left-looking") form: for row i,
-//     uⱼ = Kᵢⱼ − Σ_{k<j} uₖ Lⱼₖ,   Lᵢⱼ = uⱼ / dⱼ     (j < i),
+//     uⱼ = Kᵢⱼ − Σ_{k<j} uₖ Lⱼₖ,   Lᵢⱼ = uⱼ · (1/dⱼ)  (j < i),
 //     dᵢ = Kᵢᵢ − Σ_{k<i} uₖ Lᵢₖ,
 // so it only reads finished rows. ok[w] says whether problem w has the sign pattern of a strict
 // minimum — dᵢ > 0 for i < n, dᵢ < 0 for i ≥ n — with every |dᵢ| above N·ε times the size of
 // what was cancelled to form it, max(max|K|, Σₖ |uₖ Lᵢₖ|), and growth g = maxᵢ Σₖ Lᵢₖ²|dₖ| at
 // most ‖K‖∞·pivot_growth(); flags[w] is the record's kRefine flag (see natural_flags). Lanes
 // that fail go on computing garbage that the caller ignores (it refactors them with pivoting).
-// U is 2N×W scratch.
+// U is 3N×W scratch.
 template <class T, int W>
 void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const T* knorm, T* U,
                           bool* ok, T* flags) {
@@ -260,26 +260,46 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const
     growth[w] = 0;
     cancel[w] = 0;
   }
-  // Lᵢⱼ = uⱼ/dⱼ and dᵢ from the u-values of row i, with the acceptance test.
+  // Lᵢⱼ = uⱼ·(1/dⱼ) and dᵢ from the u-values of row i, with the acceptance test. One division
+  // per pivot (rd holds 1/dⱼ) instead of one per entry, as LAPACK's xPOTF2 scales by 1/ℓⱼⱼ:
+  // dividing cost as much as all the multiply-adds at n + m = 40 (perf). The sums run in two
+  // interleaved halves (even and odd j) so that consecutive additions do not wait on each other.
+  T* rd = U + 2 * N * W;
   auto finish_row = [&](index_t i, T* Ci, const T* Ui) {
-    T sum[W] = {}, cancelled[W] = {};
-    for (index_t j = 0; j < i; ++j)
+    T s0[W] = {}, s1[W] = {}, c0[W] = {}, c1[W] = {};
+    index_t j = 0;
+    for (; j + 2 <= i; j += 2)
 #pragma omp simd
       for (int w = 0; w < W; ++w) {
-        const T lij = Ui[j * W + w] / d[j * W + w];
-        Ci[j * W + w] = lij;
-        const T p = Ui[j * W + w] * lij;
-        sum[w] += p;
-        cancelled[w] += std::abs(p);
+        const T l0 = Ui[j * W + w] * rd[j * W + w];
+        const T l1 = Ui[(j + 1) * W + w] * rd[(j + 1) * W + w];
+        Ci[j * W + w] = l0;
+        Ci[(j + 1) * W + w] = l1;
+        const T p0 = Ui[j * W + w] * l0, p1 = Ui[(j + 1) * W + w] * l1;
+        s0[w] += p0;
+        s1[w] += p1;
+        c0[w] += std::abs(p0);
+        c1[w] += std::abs(p1);
+      }
+    if (j < i)
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
+        const T l0 = Ui[j * W + w] * rd[j * W + w];
+        Ci[j * W + w] = l0;
+        const T p0 = Ui[j * W + w] * l0;
+        s0[w] += p0;
+        c0[w] += std::abs(p0);
       }
 #pragma omp simd
     for (int w = 0; w < W; ++w) {
-      const T di = Ci[i * W + w] - sum[w];
+      const T cancelled = c0[w] + c1[w];
+      const T di = Ci[i * W + w] - (s0[w] + s1[w]);
       const bool sign_ok = (i < n) ? (di > 0) : (di < 0);
-      ok[w] = ok[w] && sign_ok && std::abs(di) > tol * std::max(kmax[w], cancelled[w]);
+      ok[w] = ok[w] && sign_ok && std::abs(di) > tol * std::max(kmax[w], cancelled);
       d[i * W + w] = di;
-      growth[w] = std::max(growth[w], cancelled[w]);
-      cancel[w] = std::max(cancel[w], cancelled[w] / std::abs(di));
+      rd[i * W + w] = T(1) / di;
+      growth[w] = std::max(growth[w], cancelled);
+      cancel[w] = std::max(cancel[w], cancelled / std::abs(di));
     }
   };
   // Rows two at a time: both rows' u-values for the columns j < i read the same finished rows
@@ -325,30 +345,101 @@ T natural_flags(T growth, T cancel, T knorm) {
   return static_cast<T>(refine ? kRefine : 0);
 }
 
+// y ← L⁻¹y for a unit lower triangular L, W interleaved problems at once: entry (i, j) of
+// problem w is row(i)[j·W + w] and y is N×W. Row i is yᵢ − Σ_{j<i} Lᵢⱼ yⱼ with the sum taken over
+// j = 0, 1, … in order; four rows are formed together, so each load of yⱼ serves four
+// independent sums (one sum alone waits on its own multiply-add at every step), and the small
+// triangle among the four rows finishes them in the same order.
+template <class T, int W, class Row>
+void unit_lower_solve(const Row& row, index_t N, T* y) {
+  index_t i = 1;
+  for (; i + 4 <= N; i += 4) {
+    const T *L0 = row(i), *L1 = row(i + 1), *L2 = row(i + 2), *L3 = row(i + 3);
+    T s0[W] = {}, s1[W] = {}, s2[W] = {}, s3[W] = {};
+    for (index_t j = 0; j < i; ++j)
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
+        const T yj = y[j * W + w];
+        s0[w] = fmadd(L0[j * W + w], yj, s0[w]);
+        s1[w] = fmadd(L1[j * W + w], yj, s1[w]);
+        s2[w] = fmadd(L2[j * W + w], yj, s2[w]);
+        s3[w] = fmadd(L3[j * W + w], yj, s3[w]);
+      }
+    T* y0 = y + i * W;
+#pragma omp simd
+    for (int w = 0; w < W; ++w) {
+      const T a = y0[w] - s0[w];
+      s1[w] = fmadd(L1[i * W + w], a, s1[w]);
+      const T b = y0[W + w] - s1[w];
+      s2[w] = fmadd(L2[(i + 1) * W + w], b, fmadd(L2[i * W + w], a, s2[w]));
+      const T c = y0[2 * W + w] - s2[w];
+      s3[w] = fmadd(L3[(i + 2) * W + w], c,
+                    fmadd(L3[(i + 1) * W + w], b, fmadd(L3[i * W + w], a, s3[w])));
+      y0[w] = a;
+      y0[W + w] = b;
+      y0[2 * W + w] = c;
+      y0[3 * W + w] -= s3[w];
+    }
+  }
+  for (; i < N; ++i) {
+    const T* Li = row(i);
+    T s[W] = {};
+    for (index_t j = 0; j < i; ++j)
+#pragma omp simd
+      for (int w = 0; w < W; ++w) s[w] = fmadd(Li[j * W + w], y[j * W + w], s[w]);
+#pragma omp simd
+    for (int w = 0; w < W; ++w) y[i * W + w] -= s[w];
+  }
+}
+
+// y ← L⁻ᵀy (same layout): for j = N−1, …, 1, yᵢ ← yᵢ − Lⱼᵢ yⱼ for all i < j, so each yᵢ receives
+// its updates in the order j = N−1, N−2, …. Four columns j are applied together — first among
+// themselves, then to every yᵢ below them with one load and one store of yᵢ — in that same order.
+template <class T, int W, class Row>
+void unit_lower_transpose_solve(const Row& row, index_t N, T* y) {
+  index_t j = N - 1;
+  for (; j >= 4; j -= 4) {
+    const T *L0 = row(j), *L1 = row(j - 1), *L2 = row(j - 2), *L3 = row(j - 3);
+    T* yt = y + (j - 3) * W;  // y_{j−3} … y_j
+#pragma omp simd
+    for (int w = 0; w < W; ++w) {
+      const T a = yt[3 * W + w];
+      const T b = fmadd(-L0[(j - 1) * W + w], a, yt[2 * W + w]);
+      const T c = fmadd(-L1[(j - 2) * W + w], b, fmadd(-L0[(j - 2) * W + w], a, yt[W + w]));
+      yt[2 * W + w] = b;
+      yt[W + w] = c;
+      yt[w] = fmadd(-L2[(j - 3) * W + w], c,
+                    fmadd(-L1[(j - 3) * W + w], b, fmadd(-L0[(j - 3) * W + w], a, yt[w])));
+    }
+    for (index_t i = 0; i < j - 3; ++i)
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
+        T v = fmadd(-L0[i * W + w], yt[3 * W + w], y[i * W + w]);
+        v = fmadd(-L1[i * W + w], yt[2 * W + w], v);
+        v = fmadd(-L2[i * W + w], yt[W + w], v);
+        y[i * W + w] = fmadd(-L3[i * W + w], yt[w], v);
+      }
+  }
+  for (; j > 0; --j) {
+    const T* Lj = row(j);
+    for (index_t i = 0; i < j; ++i)
+#pragma omp simd
+      for (int w = 0; w < W; ++w) y[i * W + w] = fmadd(-Lj[i * W + w], y[j * W + w], y[i * W + w]);
+  }
+}
+
 // Solves the W interleaved systems L D Lᵀ x = y of factor_natural_lanes in place (y is N×W).
 // Per problem the operations are exactly those of factor_solve.
 template <class T, int W>
 void solve_natural_lanes(const T* C, const T* d, index_t N, T* y) {
-  for (index_t i = 1; i < N; ++i) {  // L y' = y
-    const T* Ci = C + i * N * W;
-    T s[W] = {};
-    for (index_t j = 0; j < i; ++j)
-#pragma omp simd
-      for (int w = 0; w < W; ++w) s[w] = fmadd(Ci[j * W + w], y[j * W + w], s[w]);
-#pragma omp simd
-    for (int w = 0; w < W; ++w) y[i * W + w] -= s[w];
-  }
+  const auto row = [&](index_t i) { return C + i * N * W; };
+  unit_lower_solve<T, W>(row, N, y);                 // L y' = y
   for (index_t i = 0; i < N * W; ++i) y[i] /= d[i];  // D y'' = y'
-  for (index_t j = N - 1; j > 0; --j) {              // Lᵀ x = y''
-    const T* Cj = C + j * N * W;
-    for (index_t i = 0; i < j; ++i)
-#pragma omp simd
-      for (int w = 0; w < W; ++w) y[i * W + w] = fmadd(-Cj[i * W + w], y[j * W + w], y[i * W + w]);
-  }
+  unit_lower_transpose_solve<T, W>(row, N, y);       // Lᵀ x = y''
 }
 
 // LDLᵀ without pivoting of one KKT matrix, in place on F.L (see factor_natural_lanes); returns
-// false when it gives up. `u` is 2N scalars of scratch.
+// false when it gives up. `u` is 3N scalars of scratch.
 template <class T>
 bool factor_natural(Factor<T> F, index_t n, T kmax, T knorm, T* u) {
   bool ok = false;
@@ -567,13 +658,8 @@ void factor_solve(const ConstFactor<T>& F, T* b, T* y) {
     const T p = F.perm[k];
     y[k] = b[static_cast<index_t>(p < 0 ? -p - 1 : p)];
   }
-  // L y' = y (unit lower, row by row)
-  for (index_t i = 1; i < N; ++i) {
-    const T* Li = F.L + packed_row(i);
-    T s = 0;
-    for (index_t j = 0; j < i; ++j) s = fmadd(Li[j], y[j], s);
-    y[i] -= s;
-  }
+  const auto row = [&](index_t i) { return F.L + packed_row(i); };
+  unit_lower_solve<T, 1>(row, N, y);  // L y' = y
   // D y'' = y'
   for (index_t k = 0; k < N;) {
     if (F.perm[k] < 0) {  // 2×2 block [a b; b c]
@@ -588,12 +674,7 @@ void factor_solve(const ConstFactor<T>& F, T* b, T* y) {
       k += 1;
     }
   }
-  // Lᵀ x' = y'' (column-oriented so that rows of L are read contiguously)
-  for (index_t j = N - 1; j > 0; --j) {
-    const T* Lj = F.L + packed_row(j);
-    const T yj = y[j];
-    for (index_t i = 0; i < j; ++i) y[i] = fmadd(-Lj[i], yj, y[i]);
-  }
+  unit_lower_transpose_solve<T, 1>(row, N, y);  // Lᵀ x' = y''
   for (index_t k = 0; k < N; ++k) {
     const T p = F.perm[k];
     b[static_cast<index_t>(p < 0 ? -p - 1 : p)] = y[k];
