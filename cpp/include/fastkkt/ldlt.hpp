@@ -254,9 +254,10 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const
                           bool* ok, T* flags) {
   const T tol = static_cast<T>(N) * eps<T>();
   T growth[W], cancel[W];  // max Σₖ |uₖ Lᵢₖ|, and max over i of that sum / |dᵢ|
+  T failed[W];             // 1 once a pivot has been rejected (a T, so the test vectorizes)
 #pragma omp simd           // lanes are independent: vectorizes exactly
   for (int w = 0; w < W; ++w) {
-    ok[w] = true;
+    failed[w] = 0;
     growth[w] = 0;
     cancel[w] = 0;
   }
@@ -290,12 +291,13 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const
         s0[w] += p0;
         c0[w] += std::abs(p0);
       }
+    // dᵢ has the right sign and |dᵢ| > tol·max(…)  ⇔  sgn·dᵢ > tol·max(…) ≥ 0 (false for NaN)
+    const T sgn = i < n ? T(1) : T(-1);
 #pragma omp simd
     for (int w = 0; w < W; ++w) {
       const T cancelled = c0[w] + c1[w];
       const T di = Ci[i * W + w] - (s0[w] + s1[w]);
-      const bool sign_ok = (i < n) ? (di > 0) : (di < 0);
-      ok[w] = ok[w] && sign_ok && std::abs(di) > tol * std::max(kmax[w], cancelled);
+      failed[w] = sgn * di > tol * std::max(kmax[w], cancelled) ? failed[w] : T(1);
       d[i * W + w] = di;
       rd[i * W + w] = T(1) / di;
       growth[w] = std::max(growth[w], cancelled);
@@ -304,8 +306,8 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const
   };
   // Rows two at a time: both rows' u-values for the columns j < i read the same finished rows
   // of L, so each load of Lⱼₖ feeds two FMAs (and each load of uₖ four); then row i is
-  // finished, the last column of row i+1 uses it, and row i+1 is finished. Every uⱼ is still
-  // summed over k = 0, 1, … in order, so the blocking changes no result.
+  // finished, the last column of row i+1 uses it, and row i+1 is finished. The order of every
+  // sum is fixed by N alone, the same for W = 1 and for W lanes.
   index_t i = 0;
   while (i < N) {
     if (i + 1 < N) {
@@ -314,12 +316,19 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const
       natural_row_u<T, W, 2>(C, N, Ci, Ci1, U, U + N * W, i);
       finish_row(i, Ci, U);
       T* U1 = U + N * W;
-      T t[W] = {};
-      for (index_t k = 0; k < i; ++k)
+      T t0[W] = {}, t1[W] = {};  // even and odd k, as in finish_row
+      index_t k = 0;
+      for (; k + 2 <= i; k += 2)
 #pragma omp simd
-        for (int w = 0; w < W; ++w) t[w] = fmadd(U1[k * W + w], Ci[k * W + w], t[w]);
+        for (int w = 0; w < W; ++w) {
+          t0[w] = fmadd(U1[k * W + w], Ci[k * W + w], t0[w]);
+          t1[w] = fmadd(U1[(k + 1) * W + w], Ci[(k + 1) * W + w], t1[w]);
+        }
+      if (k < i)
 #pragma omp simd
-      for (int w = 0; w < W; ++w) U1[i * W + w] = Ci1[i * W + w] - t[w];
+        for (int w = 0; w < W; ++w) t0[w] = fmadd(U1[k * W + w], Ci[k * W + w], t0[w]);
+#pragma omp simd
+      for (int w = 0; w < W; ++w) U1[i * W + w] = Ci1[i * W + w] - (t0[w] + t1[w]);
       finish_row(i + 1, Ci1, U1);
       i += 2;
     } else {
@@ -328,10 +337,13 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const
       finish_row(i, Ci, U);
       i += 1;
     }
-    if (W == 1 && !ok[0]) return;
+    if (W == 1 && failed[0] != 0) {
+      ok[0] = false;
+      return;
+    }
   }
   for (int w = 0; w < W; ++w) {
-    ok[w] = ok[w] && growth[w] <= pivot_growth<T>() * knorm[w];
+    ok[w] = failed[w] == 0 && growth[w] <= pivot_growth<T>() * knorm[w];
     flags[w] = natural_flags(growth[w], cancel[w], knorm[w]);
   }
 }
