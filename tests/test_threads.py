@@ -70,6 +70,7 @@ CASES = {
     "64x32x8-float32": lambda: random_qp(64, 32, 8, seed=3, dtype=np.float32),
     "8x64x16": lambda: random_qp(8, 64, 16, seed=4),
     "1x400x100": lambda: random_qp(1, 400, 100, seed=5),
+    "3x230x70": lambda: random_qp(3, 230, 70, seed=7),
     "96x12x4-psd": lambda: psd_qp(96, 12, 4, seed=6),
 }
 

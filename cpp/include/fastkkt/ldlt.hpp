@@ -467,31 +467,81 @@ bool factor_natural(Factor<T> F, index_t n, T kmax, T knorm, T* u) {
   return true;
 }
 
-// The same natural-order factorization computed with Eigen's blocked, vectorized kernels, for
-// large N where the row-oriented loops above run out of cache. With Q = L₁L₁ᵀ (Cholesky),
-// W = L₁⁻¹Aᵀ and S = WᵀW = A Q⁻¹ Aᵀ = L₂L₂ᵀ (Cholesky):
-//     K = [ L₁  0  ] [ I   0 ] [ L₁  0  ]ᵀ
-//         [ Wᵀ  L₂ ] [ 0  −I ] [ Wᵀ  L₂ ]  ,
-// which is the LDLᵀ of factor_natural with L = (that factor)·diag(1/ℓᵢᵢ) and
-// D = diag(ℓᵢᵢ²)·diag(I, −I). The acceptance test and the growth are those of factor_natural.
+// Tile size of factor_natural_blocked.
+#ifndef FASTKKT_TILE
+#define FASTKKT_TILE 64
+#endif
+constexpr index_t kTile = FASTKKT_TILE;
+
+// The same natural-order factorization computed tile by tile with Eigen's blocked, vectorized
+// kernels, for large N where the row-oriented loops above run out of cache. The result is
+//     K = G S Gᵀ,   G lower triangular,   S = diag(I, −I)  (n and m entries),
+// i.e. Q = L₁L₁ᵀ, the rows of A become Wᵀ = A L₁⁻ᵀ and A Q⁻¹ Aᵀ = L₂L₂ᵀ; it is the LDLᵀ of
+// factor_natural with L = G·diag(1/gᵢᵢ) and D = S·diag(gᵢᵢ²). The acceptance test and the
+// growth are those of factor_natural.
+// K is cut into tiles of kTile rows and columns, with a tile boundary at n so that every tile t
+// has one sign sₜ. A right-looking tiled Cholesky with signs, for k = 0, 1, …:
+//     G_kk = chol(s_k · K_kk)                       (Eigen's LLT on the tile)
+//     G_ik = s_k · K_ik G_kk⁻ᵀ            i > k      (triangular solves, one per tile)
+//     K_ij ← K_ij − s_k · G_ik G_jkᵀ      k < j ≤ i  (matrix products, one per tile)
+// The solves of one step, and the products of one step, are independent and are shared among
+// `nthreads` threads. Every tile receives the same operations in the same order (k ascending,
+// tiles of a fixed size) whatever the number of threads, so the factorization is bitwise the
+// same for any thread count. Q positive definite makes every s_k·K_kk positive definite; when
+// one is not, the natural order gives up (returns false) as factor_natural does.
 template <class T>
-bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm) {
+bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm, int nthreads = 1) {
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const index_t N = F.N, m = N - n;
+  const index_t N = F.N;
   Eigen::Map<Mat> K(F.L, N, N);
-  auto Q = K.topLeftCorner(n, n);
-  auto W = K.bottomLeftCorner(m, n);  // holds A, becomes Wᵀ = A L₁⁻ᵀ
-  auto S = K.bottomRightCorner(m, m);
-  Eigen::LLT<Eigen::Ref<Mat>> llt_q(Q);  // in place: the lower triangle of Q becomes L₁
-  if (llt_q.info() != Eigen::Success) return false;
-  if (m > 0) {
-    Q.template triangularView<Eigen::Lower>().transpose().template solveInPlace<Eigen::OnTheRight>(
-        W);
-    S.template triangularView<Eigen::Lower>().setZero();
-    S.template selfadjointView<Eigen::Lower>().rankUpdate(W);
-    Eigen::LLT<Eigen::Ref<Mat>> llt_s(S);  // S = L₂L₂ᵀ
-    if (llt_s.info() != Eigen::Success) return false;
+  const index_t nq = (n + kTile - 1) / kTile;           // tiles of the Q part
+  const index_t nt = nq + (N - n + kTile - 1) / kTile;  // all tiles
+  const auto start = [&](index_t t) { return t < nq ? t * kTile : n + (t - nq) * kTile; };
+  const auto size = [&](index_t t) {
+    return std::min(t < nq ? n : N, start(t) + kTile) - start(t);
+  };
+  const auto tile = [&](index_t i, index_t j) {
+    return K.block(start(i), start(j), size(i), size(j));
+  };
+  bool failed = false;
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+  for (index_t k = 0; k < nt; ++k) {
+    const bool neg = k >= nq;  // s_k = −1
+#pragma omp single
+    {
+      auto Gkk = tile(k, k);
+      if (neg) Gkk.template triangularView<Eigen::Lower>() *= T(-1);
+      Eigen::LLT<Eigen::Ref<Mat>> llt(Gkk);  // in place on the lower triangle
+      failed = llt.info() != Eigen::Success;
+    }  // (barrier: every thread sees `failed` and the finished G_kk)
+    if (failed) break;
+#pragma omp for schedule(dynamic, 1)
+    for (index_t i = k + 1; i < nt; ++i) {
+      auto Gik = tile(i, k);
+      tile(k, k)
+          .template triangularView<Eigen::Lower>()
+          .transpose()
+          .template solveInPlace<Eigen::OnTheRight>(Gik);
+      if (neg) Gik *= T(-1);
+    }
+    // the trailing tiles (i, j), k < j ≤ i < nt, numbered row by row
+    const index_t r = nt - k - 1;
+#pragma omp for schedule(dynamic, 1)
+    for (index_t p = 0; p < r * (r + 1) / 2; ++p) {
+      index_t i = k + 1, q = p;  // row i holds the i − k tiles j = k+1 … i
+      for (; q >= i - k; ++i) q -= i - k;
+      const index_t j = k + 1 + q;
+      if (i == j) {
+        tile(i, i).template selfadjointView<Eigen::Lower>().rankUpdate(tile(i, k),
+                                                                       neg ? T(1) : T(-1));
+      } else if (neg) {
+        tile(i, j).noalias() += tile(i, k) * tile(j, k).transpose();
+      } else {
+        tile(i, j).noalias() -= tile(i, k) * tile(j, k).transpose();
+      }
+    }
   }
+  if (failed) return false;
   const T tol = static_cast<T>(N) * eps<T>();
   T growth = 0, cancel = 0;
   for (index_t i = 0; i < N; ++i) {
