@@ -21,6 +21,18 @@ namespace fastkkt {
 
 using index_t = std::int64_t;
 
+// Problems per SIMD register in the interleaved kernels: one vector register of T.
+template <class T>
+constexpr int lanes() {
+#if defined(__AVX512F__)
+  return static_cast<int>(64 / sizeof(T));
+#elif defined(__AVX__)
+  return static_cast<int>(32 / sizeof(T));
+#else
+  return static_cast<int>(16 / sizeof(T));
+#endif
+}
+
 namespace detail {
 
 #if defined(__AVX512F__)

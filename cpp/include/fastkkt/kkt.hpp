@@ -86,18 +86,6 @@ struct Strided {
   }
 };
 
-// Problems per SIMD register in the interleaved kernels: one vector register of T.
-template <class T>
-constexpr int lanes() {
-#if defined(__AVX512F__)
-  return static_cast<int>(64 / sizeof(T));
-#elif defined(__AVX__)
-  return static_cast<int>(32 / sizeof(T));
-#else
-  return static_cast<int>(16 / sizeof(T));
-#endif
-}
-
 // Accumulation type of residuals: double for float (refinement in higher precision), else T.
 template <class T>
 using acc_t = std::conditional_t<std::is_same_v<T, float>, double, T>;
