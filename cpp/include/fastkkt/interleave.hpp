@@ -36,8 +36,8 @@ constexpr int lanes() {
 namespace detail {
 
 #if defined(__AVX512F__)
-// out[t·8 + w] = src[w][j0 + t] for t, w < 8.
-inline void transpose8x8(const double* const* src, index_t j0, double* out) {
+// dst[t][w] = src[w][j0 + t] for t, w < 8.
+inline void transpose8x8(const double* const* src, index_t j0, double* const* dst) {
   const __m512d r0 = _mm512_loadu_pd(src[0] + j0), r1 = _mm512_loadu_pd(src[1] + j0);
   const __m512d r2 = _mm512_loadu_pd(src[2] + j0), r3 = _mm512_loadu_pd(src[3] + j0);
   const __m512d r4 = _mm512_loadu_pd(src[4] + j0), r5 = _mm512_loadu_pd(src[5] + j0);
@@ -56,26 +56,26 @@ inline void transpose8x8(const double* const* src, index_t j0, double* out) {
   const __m512d u5 = _mm512_shuffle_f64x2(t4, t6, 0xdd);
   const __m512d u6 = _mm512_shuffle_f64x2(t5, t7, 0x88);
   const __m512d u7 = _mm512_shuffle_f64x2(t5, t7, 0xdd);
-  _mm512_storeu_pd(out + 0, _mm512_shuffle_f64x2(u0, u4, 0x88));
-  _mm512_storeu_pd(out + 8, _mm512_shuffle_f64x2(u2, u6, 0x88));
-  _mm512_storeu_pd(out + 16, _mm512_shuffle_f64x2(u1, u5, 0x88));
-  _mm512_storeu_pd(out + 24, _mm512_shuffle_f64x2(u3, u7, 0x88));
-  _mm512_storeu_pd(out + 32, _mm512_shuffle_f64x2(u0, u4, 0xdd));
-  _mm512_storeu_pd(out + 40, _mm512_shuffle_f64x2(u2, u6, 0xdd));
-  _mm512_storeu_pd(out + 48, _mm512_shuffle_f64x2(u1, u5, 0xdd));
-  _mm512_storeu_pd(out + 56, _mm512_shuffle_f64x2(u3, u7, 0xdd));
+  _mm512_storeu_pd(dst[0], _mm512_shuffle_f64x2(u0, u4, 0x88));
+  _mm512_storeu_pd(dst[1], _mm512_shuffle_f64x2(u2, u6, 0x88));
+  _mm512_storeu_pd(dst[2], _mm512_shuffle_f64x2(u1, u5, 0x88));
+  _mm512_storeu_pd(dst[3], _mm512_shuffle_f64x2(u3, u7, 0x88));
+  _mm512_storeu_pd(dst[4], _mm512_shuffle_f64x2(u0, u4, 0xdd));
+  _mm512_storeu_pd(dst[5], _mm512_shuffle_f64x2(u2, u6, 0xdd));
+  _mm512_storeu_pd(dst[6], _mm512_shuffle_f64x2(u1, u5, 0xdd));
+  _mm512_storeu_pd(dst[7], _mm512_shuffle_f64x2(u3, u7, 0xdd));
 }
 #elif defined(__AVX__)
-// out[t·4 + w] = src[w][j0 + t] for t, w < 4.
-inline void transpose4x4(const double* const* src, index_t j0, double* out) {
+// dst[t][w] = src[w][j0 + t] for t, w < 4.
+inline void transpose4x4(const double* const* src, index_t j0, double* const* dst) {
   const __m256d r0 = _mm256_loadu_pd(src[0] + j0), r1 = _mm256_loadu_pd(src[1] + j0);
   const __m256d r2 = _mm256_loadu_pd(src[2] + j0), r3 = _mm256_loadu_pd(src[3] + j0);
   const __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
   const __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
-  _mm256_storeu_pd(out + 0, _mm256_permute2f128_pd(t0, t2, 0x20));
-  _mm256_storeu_pd(out + 4, _mm256_permute2f128_pd(t1, t3, 0x20));
-  _mm256_storeu_pd(out + 8, _mm256_permute2f128_pd(t0, t2, 0x31));
-  _mm256_storeu_pd(out + 12, _mm256_permute2f128_pd(t1, t3, 0x31));
+  _mm256_storeu_pd(dst[0], _mm256_permute2f128_pd(t0, t2, 0x20));
+  _mm256_storeu_pd(dst[1], _mm256_permute2f128_pd(t1, t3, 0x20));
+  _mm256_storeu_pd(dst[2], _mm256_permute2f128_pd(t0, t2, 0x31));
+  _mm256_storeu_pd(dst[3], _mm256_permute2f128_pd(t1, t3, 0x31));
 }
 #endif
 
@@ -91,25 +91,53 @@ constexpr bool has_transpose() {
 #endif
 }
 
+// W×W blocks: dst[t][w] = src[w][j0 + t] for t, w < W (a register transpose where there is one).
+template <class T, int W>
+void transpose_block(const T* const* src, index_t j0, T* const* dst) {
+  if constexpr (has_transpose<T, W>()) {
+#if defined(__AVX512F__)
+    transpose8x8(src, j0, dst);
+#elif defined(__AVX__)
+    transpose4x4(src, j0, dst);
+#endif
+  } else {
+    for (int t = 0; t < W; ++t)
+      for (int w = 0; w < W; ++w) dst[t][w] = src[w][j0 + t];
+  }
+}
+
 }  // namespace detail
 
-// out[j·W + w] = src[w][j·stride] for j < len and w < W.
+// out[j·W + w] = src[w][j·stride] for j < len and w < W: W rows into one interleaved row.
 template <class T, int W>
 void interleave_rows(const T* const* src, index_t stride, index_t len, T* out) {
   index_t j = 0;
-  if constexpr (detail::has_transpose<T, W>()) {
-    if (stride == 1) {
-      for (; j + W <= len; j += W) {
-#if defined(__AVX512F__)
-        detail::transpose8x8(src, j, out + j * W);
-#elif defined(__AVX__)
-        detail::transpose4x4(src, j, out + j * W);
-#endif
-      }
+  if (stride == 1) {
+    T* dst[W];
+    for (; j + W <= len; j += W) {
+      for (int t = 0; t < W; ++t) dst[t] = out + (j + t) * W;
+      detail::transpose_block<T, W>(src, j, dst);
     }
   }
   for (; j < len; ++j)
     for (int w = 0; w < W; ++w) out[j * W + w] = src[w][j * stride];
+}
+
+// dst[w][j] = in[j·W + w] for j < len and w < W: one interleaved row back into W rows.
+template <class T, int W>
+void deinterleave_row(const T* in, index_t len, T* const* dst) {
+  index_t j = 0;
+  const T* src[W];
+  T* out[W];
+  for (; j + W <= len; j += W) {
+    for (int u = 0; u < W; ++u) {
+      src[u] = in + (j + u) * W;
+      out[u] = dst[u] + j;
+    }
+    detail::transpose_block<T, W>(src, 0, out);
+  }
+  for (; j < len; ++j)
+    for (int w = 0; w < W; ++w) dst[w][j] = in[j * W + w];
 }
 
 }  // namespace fastkkt

@@ -491,6 +491,31 @@ void unpack_lane(const Workspace<T>& ws, int w, index_t N, T knorm, T flags, T* 
   *F.flags = flags;
 }
 
+// All W lanes as records at once: recs[w] (a record of size N each; lanes without a use may all
+// point to the same scratch record). Row i of L is one interleaved row of C, turned back into W
+// rows by W×W transposes, so C is read once (lane by lane, unpack_lane reads every cache line
+// of C W times).
+template <class T>
+void unpack_lanes(const Workspace<T>& ws, index_t N, const T* knorm, const T* flags,
+                  T* const* recs) {
+  constexpr int W = lanes<T>();
+  T* dst[W];
+  for (index_t i = 1; i < N; ++i) {
+    for (int w = 0; w < W; ++w) dst[w] = recs[w] + packed_row(i);
+    deinterleave_row<T, W>(ws.C.data() + i * N * W, i, dst);
+  }
+  for (int w = 0; w < W; ++w) {
+    Factor<T> F = Factor<T>::view(recs[w], N, nullptr);
+    for (index_t i = 0; i < N; ++i) {
+      F.d[i] = ws.Cd[i * W + w];
+      F.e[i] = 0;
+      F.perm[i] = static_cast<T>(i);
+    }
+    *F.knorm = knorm[w];
+    *F.flags = flags[w];
+  }
+}
+
 // The pivoted route of factor_element for a problem whose natural factorization gave up.
 template <class T>
 Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Workspace<T>& ws) {
@@ -540,6 +565,11 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
     rhs_st[w] = !P.check_finite || (fq && fc) ? kSolved : (fq ? kNonFinitec : kNonFiniteq);
   }
   solve_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, y);
+  if (keep.records) {  // every lane's record (those that need pivoting are replaced below)
+    T* recs[W];
+    for (int w = 0; w < W; ++w) recs[w] = w < cnt ? keep.records + (b0 + w) * R : ws.rec.data();
+    unpack_lanes(ws, N, knorm, flags, recs);
+  }
   for (int w = 0; w < cnt; ++w) {
     const index_t b = b0 + w;
     T* zb = z + b * n;
@@ -550,7 +580,6 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
       const ElementQA<T> e = P.qa(b);
       const T* qb = P.q.at(P.batch, b);
       const T* cb = P.c.at(P.batch, b);
-      if (ok[w] && keep.records) unpack_lane(ws, w, N, knorm[w], flags[w], rec);
       if (!ok[w]) {
         s = factor_pivoted(e, n, m, rec, ws);
         if (keep.finfo) keep.finfo[b] = s;
@@ -583,15 +612,13 @@ void factorize_group(const Problem<T>& P, index_t b0, int cnt, T* records, std::
   bool ok[W];
   pack_group(P, b0, cnt, ws, st, kmax, knorm);
   factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, knorm, ws.CU.data(), ok, flags);
+  T* recs[W];
+  for (int w = 0; w < W; ++w) recs[w] = w < cnt ? records + (b0 + w) * R : ws.rec.data();
+  unpack_lanes(ws, N, knorm, flags, recs);
   for (int w = 0; w < cnt; ++w) {
     const index_t b = b0 + w;
     Status s = st[w];
-    if (s == kSolved) {
-      if (ok[w])
-        unpack_lane(ws, w, N, knorm[w], flags[w], records + b * R);
-      else
-        s = factor_pivoted(P.qa(b), n, m, records + b * R, ws);
-    }
+    if (s == kSolved && !ok[w]) s = factor_pivoted(P.qa(b), n, m, records + b * R, ws);
     info[b] = s;
   }
 }
