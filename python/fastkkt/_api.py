@@ -343,31 +343,33 @@ def solve(
         Some element has a singular KKT matrix or is not a strict minimum; ``.indices`` lists
         them (see `solve_ex` to get per-element status instead).
     """
-    z, lam, info, _ = _solve_keep(Q, q, A, c, check_finite, keep=False)
-    if info.ndim == 0 and info:  # a 0-d info: test it without .any()'s reduction overhead
-        _raise_kkt(info)
-    elif info.ndim:
+    z, lam, info, _, failed = _solve_keep(Q, q, A, c, check_finite, keep=False)
+    if failed:
         _raise_kkt(info)
     return (z, lam) if return_multipliers else z
 
 
 def _solve(Q: ArrayLike, q: ArrayLike, A: ArrayLike, c: ArrayLike, check_finite: bool):
-    z, lam, info, _ = _solve_keep(Q, q, A, c, check_finite, keep=False)
+    z, lam, info, _, _ = _solve_keep(Q, q, A, c, check_finite, keep=False)
     return z, lam, info
 
 
 def _solve_keep(
     Q: ArrayLike, q: ArrayLike, A: ArrayLike, c: ArrayLike, check_finite: bool, keep: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, KKTFactorization | None]:
-    """solve_ex, and with `keep` also the factorization of (Q, A) that produced it (for the
-    adjoint solve of fastkkt.torch): written by the same call when every element has its own
-    Q and A, else factored once per distinct (Q, A) and then solved — the same bits either
-    way."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, KKTFactorization | None, int]:
+    """solve_ex and the number of failed elements; with `keep` also the factorization of
+    (Q, A) that produced it (for the adjoint solve of fastkkt.torch): written by the same call
+    when every element has its own Q and A, else factored once per distinct (Q, A) and then
+    solved — the same bits either way."""
     fast = _ready(Q, q, A, c)
     if fast is not None:  # nothing to convert or broadcast: skip the general path's overhead
         Qn, qn, An, cn = Q, q, A, c  # type: ignore[assignment]
         batch, n, m = fast
         dtype = Qn.dtype
+        # z, lam and info are no larger than q and c, which exist: only the per-thread
+        # N×N workspace can fail to fit, and only for large N
+        if n + m > 2048:
+            _check_size(batch, n, m)
     else:
         Qa, Aa, n, m = _prepare_qa(Q, A)
         qa, ca = _prepare_qc(q, c, n, m)
@@ -379,10 +381,11 @@ def _solve_keep(
         if keep and _batch_shape({"Q": (Qa, 2), "A": (Aa, 2)}) != batch:
             # (Q, A) shared along some batch dimensions: factor each distinct one once
             F = KKTFactorization(Qn, An, check_finite=check_finite, _copy=False)
-            return (*F.solve_ex(qn, cn, check_finite=check_finite), F)
+            z, lam, info = F.solve_ex(qn, cn, check_finite=check_finite)
+            return z, lam, info, F, int(np.count_nonzero(info))
         Qn, qn = _broadcast(Qn, batch, 2), _broadcast(qn, batch, 1)
         An, cn = _broadcast(An, batch, 2), _broadcast(cn, batch, 1)
-    _check_size(batch, n, m)
+        _check_size(batch, n, m)
     z = np.empty(batch + (n,), dtype)
     lam = np.empty(batch + (m,), dtype)
     info = np.empty(batch, np.int32)
@@ -394,7 +397,7 @@ def _solve_keep(
     if failed:
         _raise_nonfinite(info)
     F = KKTFactorization._from_arrays(Qn, An, records, finfo) if keep else None
-    return z, lam, info, F
+    return z, lam, info, F, failed
 
 
 class KKTFactorization:

@@ -65,7 +65,7 @@ def _kkt_solve_impl(
     Qn, qn, An, cn = _np(Q), _np(q), _np(A), _np(c)
     batch, batch_qa, n, m = _shapes(Q, q, A, c)
     if keep and math.prod(batch) > 0:
-        z, lam, info, F = _api._solve_keep(Qn, qn, An, cn, check_finite, keep=True)
+        z, lam, info, F, _ = _api._solve_keep(Qn, qn, An, cn, check_finite, keep=True)
         kept = (F._records, F._info)
     else:
         z, lam, info = _api.solve_ex(Qn, qn, An, cn, check_finite=check_finite)
