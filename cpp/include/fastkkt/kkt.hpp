@@ -20,7 +20,8 @@
 //     interleaved ("compact") layout — entry (i, j) of the W problems in one SIMD register —
 //     so every step of the elimination is one vector operation across problems, branch-free;
 //     problems that need pivoting or refinement finish on the one-problem path;
-//   * N ≥ kBlockedFrom: one problem at a time with Eigen's blocked Cholesky/TRSM/SYRK;
+//   * N ≥ kBlockedFrom: one problem at a time with the tiled Cholesky of ldlt.hpp, whose tiles
+//     are shared among the threads when the batch is too small to be split among them;
 //   * Q and A shared: one problem at a time; consecutive elements with the same Q and A reuse
 //     the factorization the thread holds.
 // Each problem's arithmetic is the same in every kernel that can run it (explicit FMAs, fixed
@@ -52,7 +53,7 @@ constexpr int kMaxRefineSteps = 5;
 // the previous one (LAPACK's xSYRFS asks for ½; near ε the residual's own rounding makes
 // progress uneven, and the steps only run for the few elements that ask for refinement).
 constexpr double kRefineProgress = 0.9;
-// From this size on the natural-order factorization uses Eigen's blocked kernels.
+// From this size on the natural-order factorization is the tiled one (factor_natural_blocked).
 constexpr index_t kBlockedFrom = FASTKKT_BLOCKED_FROM;
 
 struct BatchShape {
