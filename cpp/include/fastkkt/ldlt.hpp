@@ -486,7 +486,7 @@ constexpr index_t kTile = FASTKKT_TILE;
 template <class T>
 void solve_lower_transpose_right(const T* G, index_t ldg, T* X, index_t ldx, index_t r, index_t c) {
   constexpr int W = lanes<T>();
-  T buf[kTile * W], tile[W * W];
+  T buf[kTile * W];
   const T* src[W];
   for (index_t r0 = 0; r0 < r; r0 += W) {
     const index_t rows = std::min<index_t>(W, r - r0);
@@ -530,16 +530,10 @@ void solve_lower_transpose_right(const T* G, index_t ldg, T* X, index_t ldx, ind
 #pragma omp simd
       for (int w = 0; w < W; ++w) buf[j * W + w] = (buf[j * W + w] - s[w]) / Gj[j];
     }
-    // back to rows: W columns at a time by the same transpose, the rest entry by entry
-    index_t j0 = 0;
-    for (; j0 + W <= c; j0 += W) {
-      for (int u = 0; u < W; ++u) src[u] = buf + (j0 + u) * W;
-      interleave_rows<T, W>(src, 1, W, tile);  // tile[t·W + u] = row r0+t, column j0+u
-      for (index_t t = 0; t < rows; ++t)
-        for (int u = 0; u < W; ++u) X[(r0 + t) * ldx + j0 + u] = tile[t * W + u];
-    }
-    for (; j0 < c; ++j0)
-      for (index_t t = 0; t < rows; ++t) X[(r0 + t) * ldx + j0] = buf[j0 * W + t];
+    // back to rows (lanes past the end repeat row r − 1 and write the same values into it)
+    T* dst[W];
+    for (int w = 0; w < W; ++w) dst[w] = X + (r0 + std::min<index_t>(w, rows - 1)) * ldx;
+    deinterleave_row<T, W>(buf, c, dst);
   }
 }
 
