@@ -144,6 +144,37 @@ def _mixed_batch(dtype=np.float64):
     return (Q, q, A, c), good, [3, 10, 17, 20], [1, 2, 1, 2]
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_factorize_solve_ex_of_a_mixed_batch_identical_to_solve_ex(dtype):
+    """F.solve_ex solves plain factorizations W at a time and the rest (pivoted, refined,
+    failed, non-finite right-hand side) one by one: every element gets the bits of
+    fastkkt.solve_ex, wherever it sits among the others."""
+    (Q, q, A, c), _, bad, _ = _mixed_batch(dtype)
+    Qi, qi, Ai, ci = ill_conditioned_qp(24, 8, 3, cond=1e10, seed=19, dtype=dtype)
+    Qd, qd, Ad, cd = indefinite_qp(24, 8, 3, seed=20, dtype=dtype)
+    for k in (1, 8, 9, 22):  # refined
+        Q[k], q[k], A[k], c[k] = Qi[k], qi[k], Ai[k], ci[k]
+    for k in (5, 12, 23):  # Q indefinite: pivoted
+        Q[k], q[k], A[k], c[k] = Qd[k], qd[k], Ad[k], cd[k]
+    q[14, 2] = np.nan
+    c[15, 0] = np.inf
+    flags = fastkkt.factorize(Q, A)._records[:, -1]  # the record's last entry: its flags
+    assert {0.0, 1.0, 3.0} <= set(flags[np.setdiff1d(np.arange(24), bad)])  # plain, refined, pivoted
+    for cut in (24, 19, 2):  # full groups, a partial last group, one group of two
+        args = [x[:cut] for x in (Q, q, A, c)]
+        z, lam, info = fastkkt.factorize(args[0], args[2]).solve_ex(
+            args[1], args[3], check_finite=False
+        )
+        z_ex, lam_ex, info_ex = fastkkt.solve_ex(*args, check_finite=False)
+        np.testing.assert_array_equal(info, info_ex)
+        np.testing.assert_array_equal(z, z_ex)  # NaN where the other has NaN
+        np.testing.assert_array_equal(lam, lam_ex)
+    _, _, info = fastkkt.factorize(Q, A).solve_ex(q, c, check_finite=False)
+    np.testing.assert_array_equal(info[bad], [1, 2, 1, 2])
+    with pytest.raises(ValueError, match="q"):  # checked: the bad right-hand sides are named
+        fastkkt.factorize(Q, A).solve_ex(q, c)
+
+
 def test_factorize_reports_failures():
     (Q, q, A, c), _, bad, codes = _mixed_batch()
     F = fastkkt.factorize(Q, A)

@@ -353,12 +353,20 @@ inline double element_flops(index_t N) {
   return n * n * n / 3.0 + 4.0 * n * n + 1.0;
 }
 
+// Estimated floating-point operations of one solve with a stored factorization of size N.
+inline double solve_flops(index_t N) {
+  const double n = static_cast<double>(N);
+  return 4.0 * n * n + 1.0;
+}
+
+// `flops` is the work of one element (default: a factor-and-solve of size N); an interleaved
+// item is W elements.
 template <class T, class Body>
 void parallel_over(index_t i0, index_t i1, int nthreads, index_t N, bool with_record,
-                   bool interleaved, const Body& body) {
+                   bool interleaved, const Body& body, double flops = 0) {
   const index_t count = i1 - i0;
   if (count <= 0) return;
-  const double items_flops = static_cast<double>(count) * element_flops(N) *
+  const double items_flops = static_cast<double>(count) * (flops > 0 ? flops : element_flops(N)) *
                              (interleaved ? static_cast<double>(lanes<T>()) : 1.0);
   const auto by_work = static_cast<index_t>(items_flops / kMinFlopsPerThread);
   int nt = static_cast<int>(std::min<index_t>(
@@ -691,27 +699,133 @@ void factorize_batch(const Problem<T>& P, T* records, std::int32_t* info, index_
       });
 }
 
+// One element of solve_factored_batch, on the one-problem path.
+template <class T>
+void solve_factored_element(const Problem<T>& P, const Strided<T>& records,
+                            const Strided<std::int32_t>& finfo, T* z, T* lam, std::int32_t* info,
+                            index_t b, Workspace<T>& ws) {
+  const index_t n = P.n, m = P.m, N = n + m;
+  const std::int32_t fi = *finfo.at(P.batch, b);
+  const T* rec = records.at(P.batch, b);
+  Status st = static_cast<Status>(fi);
+  if (fi < kSolved || fi > kNonFinitec)
+    st = kInvalidRecord;
+  else if (st == kSolved && !valid_record(rec, N, ws.seen.data()))
+    st = kInvalidRecord;
+  if (st == kSolved)
+    st = solve_element(rec, P.qa(b), n, m, P.q.at(P.batch, b), P.q.s0, P.c.at(P.batch, b), P.c.s0,
+                       P.check_finite, z + b * n, lam + b * m, ws);
+  if (st != kSolved) fill_nan(z + b * n, n, lam + b * m, m);
+  info[b] = st;
+}
+
+// Whether `rec` (valid, status kSolved) is a natural-order factorization that needs no
+// refinement: identity permutation, no 2×2 blocks, flags 0. Its solve is then exactly
+// solve_natural_lanes on its L and d.
+template <class T>
+bool plain_record(const T* rec, index_t N) {
+  const ConstFactor<T> F = ConstFactor<T>::view(rec, N);
+  if (F.flags != 0) return false;
+  bool plain = true;
+  for (index_t k = 0; k < N; ++k) plain &= F.perm[k] == static_cast<T>(k) && F.e[k] == 0;
+  return plain;
+}
+
+// solve_factored_batch for the elements b0 … b0+cnt−1 (cnt ≤ W) at once: the packed L and the d
+// of the W records are copied into the interleaved layout (L as one long row per problem, row i
+// of L at packed_row(i)·W) and solved by solve_natural_lanes, whose operations per problem are
+// those of factor_solve, so every lane gets the bits of the one-problem path. Elements whose
+// record is not plain (pivoted, refined, failed, invalid) or whose right-hand side is not
+// finite go the one-problem path instead.
+template <class T>
+void solve_factored_group(const Problem<T>& P, const Strided<T>& records,
+                          const Strided<std::int32_t>& finfo, T* z, T* lam, std::int32_t* info,
+                          index_t b0, int cnt, Workspace<T>& ws) {
+  constexpr int W = lanes<T>();
+  const index_t n = P.n, m = P.m, N = n + m;
+  const T* rec[W];
+  bool plain[W];
+  for (int w = 0; w < W; ++w) {
+    const index_t b = b0 + std::min(w, cnt - 1);
+    rec[w] = records.at(P.batch, b);
+    plain[w] = w < cnt && *finfo.at(P.batch, b) == kSolved &&
+               valid_record(rec[w], N, ws.seen.data()) && plain_record(rec[w], N);
+  }
+  // lanes without a plain record solve a copy of the first plain one (and are not written)
+  int first = 0;
+  while (first < W && !plain[first]) ++first;
+  if (first == W) {
+    for (int w = 0; w < cnt; ++w) solve_factored_element(P, records, finfo, z, lam, info, b0 + w, ws);
+    return;
+  }
+  for (int w = 0; w < W; ++w)
+    if (!plain[w]) rec[w] = rec[first];
+  T* C = ws.C.data();
+  T* d = ws.Cd.data();
+  T* y = ws.Cy.data();
+  interleave_rows<T, W>(rec, 1, packed_size(N), C);
+  const T* drc[W];
+  for (int w = 0; w < W; ++w) drc[w] = rec[w] + packed_size(N);
+  interleave_rows<T, W>(drc, 1, N, d);
+  bool finite[W];
+  for (int w = 0; w < W; ++w) {  // right-hand sides (−q, c), as solve_element forms them
+    const index_t b = b0 + std::min(w, cnt - 1);
+    const T* qb = P.q.at(P.batch, b);
+    const T* cb = P.c.at(P.batch, b);
+    bool f = true;
+    for (index_t i = 0; i < n; ++i) {
+      y[i * W + w] = -qb[i * P.q.s0];
+      f &= static_cast<bool>(std::isfinite(y[i * W + w]));
+    }
+    for (index_t k = 0; k < m; ++k) {
+      y[(n + k) * W + w] = cb[k * P.c.s0];
+      f &= static_cast<bool>(std::isfinite(y[(n + k) * W + w]));
+    }
+    finite[w] = f || !P.check_finite;
+  }
+  const auto row = [&](index_t i) { return C + packed_row(i) * W; };
+  unit_lower_solve<T, W>(row, N, y);                 // L y' = y
+  for (index_t i = 0; i < N * W; ++i) y[i] /= d[i];  // D y'' = y'
+  unit_lower_transpose_solve<T, W>(row, N, y);       // Lᵀ x = y''
+  for (int w = 0; w < cnt; ++w) {
+    const index_t b = b0 + w;
+    if (!plain[w] || !finite[w]) {  // the one-problem path, which also names a bad q or c
+      solve_factored_element(P, records, finfo, z, lam, info, b, ws);
+      continue;
+    }
+    for (index_t i = 0; i < n; ++i) z[b * n + i] = y[i * W + w];
+    for (index_t k = 0; k < m; ++k) lam[b * m + k] = y[(n + k) * W + w];
+    info[b] = kSolved;
+  }
+}
+
 // Solve with stored factorizations: `records` and `finfo` are strided views (batch strides
 // only; a record is contiguous) broadcast to P.batch. Writes z, lam, info like solve_batch.
+// Small systems go W elements at a time (solve_factored_group), the rest one by one.
 template <class T>
 void solve_factored_batch(const Problem<T>& P, const Strided<T>& records,
                           const Strided<std::int32_t>& finfo, T* z, T* lam, std::int32_t* info,
                           index_t b0, index_t b1, int nthreads) {
-  const index_t n = P.n, m = P.m, N = n + m;
-  parallel_over<T>(b0, b1, nthreads, N, false, false, [&](index_t b, Workspace<T>& ws) {
-    const std::int32_t fi = *finfo.at(P.batch, b);
-    const T* rec = records.at(P.batch, b);
-    Status st = static_cast<Status>(fi);
-    if (fi < kSolved || fi > kNonFinitec)
-      st = kInvalidRecord;
-    else if (st == kSolved && !valid_record(rec, N, ws.seen.data()))
-      st = kInvalidRecord;
-    if (st == kSolved)
-      st = solve_element(rec, P.qa(b), n, m, P.q.at(P.batch, b), P.q.s0, P.c.at(P.batch, b), P.c.s0,
-                         P.check_finite, z + b * n, lam + b * m, ws);
-    if (st != kSolved) fill_nan(z + b * n, n, lam + b * m, m);
-    info[b] = st;
-  });
+  const index_t N = P.n + P.m;
+  if (N > 0 && N < kBlockedFrom && b1 - b0 >= 2) {
+    constexpr index_t W = lanes<T>();
+    const index_t groups = (b1 - b0 + W - 1) / W;
+    parallel_over<T>(
+        0, groups, nthreads, N, false, true,
+        [&](index_t g, Workspace<T>& ws) {
+          const index_t g0 = b0 + g * W;
+          solve_factored_group(P, records, finfo, z, lam, info, g0,
+                               static_cast<int>(std::min(W, b1 - g0)), ws);
+        },
+        solve_flops(N));
+    return;
+  }
+  parallel_over<T>(
+      b0, b1, nthreads, N, false, false,
+      [&](index_t b, Workspace<T>& ws) {
+        solve_factored_element(P, records, finfo, z, lam, info, b, ws);
+      },
+      solve_flops(N));
 }
 
 // The input gradients of the backward pass for elements that own their Q and A. With x = [z; λ]
