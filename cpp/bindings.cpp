@@ -174,42 +174,60 @@ void solve_factored_t(const py::array& records, const py::array& finfo, const py
   });
 }
 
+// Checks z, lam (B×n, B×m) and info (B) of a forward pass, all C-contiguous; returns (B, n, m).
 template <class T>
-void outer_grads_t(const py::array& z, const py::array& lam, const py::array& dz,
-                   const py::array& dlam, const py::array& info, const py::object& dQ,
-                   const py::object& dA, int nthreads) {
-  for (const auto* a : {&z, &lam, &dz, &dlam})
-    if (!(a->flags() & py::array::c_style))
-      throw std::invalid_argument("inputs must be C-contiguous");
+void check_forward(const py::array& z, const py::array& lam, const py::array& info, index_t& B,
+                   index_t& n, index_t& m) {
   check_array<T>(z, "z", false);
   check_array<T>(lam, "lam", false);
-  check_array<T>(dz, "dz", false);
-  check_array<T>(dlam, "dlam", false);
   check_array<std::int32_t>(info, "info", false);
-  if (z.ndim() < 1 || lam.ndim() != z.ndim() || !(info.flags() & py::array::c_style))
+  for (const auto* a : {&z, &lam, &info})
+    if (!(a->flags() & py::array::c_style))
+      throw std::invalid_argument("z, lam, info must be C-contiguous");
+  if (z.ndim() < 1 || lam.ndim() != z.ndim())
     throw std::invalid_argument("z, lam, info: inconsistent shapes");
-  const index_t n = z.shape(z.ndim() - 1), m = lam.shape(lam.ndim() - 1);
-  const index_t B = info.size();
-  if (z.size() != B * n || dz.size() != B * n || lam.size() != B * m || dlam.size() != B * m)
-    throw std::invalid_argument("z, lam, dz, dlam, info: inconsistent sizes");
-  T* qp = nullptr;
-  T* ap = nullptr;
+  n = z.shape(z.ndim() - 1);
+  m = lam.shape(lam.ndim() - 1);
+  B = info.size();
+  if (z.size() != B * n || lam.size() != B * m)
+    throw std::invalid_argument("z, lam, info: inconsistent sizes");
+}
+
+template <class T>
+T* optional_out(const py::object& a, py::array& keep, const char* name, index_t size) {
+  if (a.is_none()) return nullptr;
+  keep = a.cast<py::array>();
+  return out_ptr<T>(keep, name, size);
+}
+
+template <class T>
+void backward_t(const py::array& records, const py::array& finfo, const py::array& Q,
+                const py::array& A, const py::array& gz, const py::array& mglam, const py::array& z,
+                const py::array& lam, const py::array& info, py::array& dz, py::array& gc,
+                const py::object& dQ, const py::object& dA, int nthreads) {
+  const auto P = problem<T>(Q, &gz, A, &mglam, false);
+  index_t B = 0, n = 0, m = 0;
+  check_forward<T>(z, lam, info, B, n, m);
+  if (B != P.batch.size() || n != P.n || m != P.m)
+    throw std::invalid_argument("z, lam, info: do not match Q and A");
+  if (B == 0) return;
+  const index_t N = n + m;
+  const auto R = strided<T>(records, P.batch, 1, "records");
+  if (records.shape(P.batch.ndim) != fastkkt::record_size(N) || R.s0 != 1)
+    throw std::invalid_argument("records: wrong record layout");
+  const auto I = strided<std::int32_t>(finfo, P.batch, 0, "finfo");
+  T* dzp = out_ptr<T>(dz, "dz", B * n);
+  T* gcp = out_ptr<T>(gc, "gc", B * m);
   py::array dQa, dAa;
-  if (!dQ.is_none()) {
-    dQa = dQ.cast<py::array>();
-    qp = out_ptr<T>(dQa, "dQ", B * n * n);
-  }
-  if (!dA.is_none()) {
-    dAa = dA.cast<py::array>();
-    ap = out_ptr<T>(dAa, "dA", B * m * n);
-  }
+  T* qp = optional_out<T>(dQ, dQa, "dQ", B * n * n);
+  T* ap = optional_out<T>(dA, dAa, "dA", B * m * n);
   const auto* zp = static_cast<const T*>(z.data());
   const auto* lp = static_cast<const T*>(lam.data());
-  const auto* dzp = static_cast<const T*>(dz.data());
-  const auto* dlp = static_cast<const T*>(dlam.data());
   const auto* ip = static_cast<const std::int32_t*>(info.data());
-  py::gil_scoped_release release;
-  fastkkt::outer_grads(index_t{0}, B, n, m, zp, lp, dzp, dlp, ip, qp, ap, nthreads);
+  std::vector<std::int32_t> ainfo(static_cast<size_t>(B));
+  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1) {
+    fastkkt::backward_batch(P, R, I, zp, lp, ip, dzp, gcp, ainfo.data(), qp, ap, b0, b1, nthreads);
+  });
 }
 
 bool is_float32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
@@ -260,16 +278,21 @@ PYBIND11_MODULE(FASTKKT_MODULE_NAME, mod) {
       py::arg("Q"), py::arg("A"), py::arg("records"), py::arg("info"), py::arg("check_finite"),
       py::arg("nthreads"));
   mod.def(
-      "outer_grads",
-      [](const py::array& z, const py::array& lam, const py::array& dz, const py::array& dlam,
-         const py::array& info, const py::object& dQ, const py::object& dA, int nthreads) {
-        if (is_float32(z))
-          outer_grads_t<float>(z, lam, dz, dlam, info, dQ, dA, nthreads);
+      "backward",
+      [](const py::array& records, const py::array& finfo, const py::array& Q, const py::array& A,
+         const py::array& gz, const py::array& mglam, const py::array& z, const py::array& lam,
+         const py::array& info, py::array dz, py::array gc, const py::object& dQ,
+         const py::object& dA, int nthreads) {
+        if (is_float32(Q))
+          backward_t<float>(records, finfo, Q, A, gz, mglam, z, lam, info, dz, gc, dQ, dA,
+                            nthreads);
         else
-          outer_grads_t<double>(z, lam, dz, dlam, info, dQ, dA, nthreads);
+          backward_t<double>(records, finfo, Q, A, gz, mglam, z, lam, info, dz, gc, dQ, dA,
+                             nthreads);
       },
-      py::arg("z"), py::arg("lam"), py::arg("dz"), py::arg("dlam"), py::arg("info"), py::arg("dQ"),
-      py::arg("dA"), py::arg("nthreads"));
+      py::arg("records"), py::arg("finfo"), py::arg("Q"), py::arg("A"), py::arg("gz"),
+      py::arg("mglam"), py::arg("z"), py::arg("lam"), py::arg("info"), py::arg("dz"), py::arg("gc"),
+      py::arg("dQ"), py::arg("dA"), py::arg("nthreads"));
   mod.def(
       "solve_factored",
       [](const py::array& records, const py::array& finfo, const py::array& Q, const py::array& q,

@@ -159,7 +159,8 @@ def test_factorize_solve_ex_of_a_mixed_batch_identical_to_solve_ex(dtype):
     q[14, 2] = np.nan
     c[15, 0] = np.inf
     flags = fastkkt.factorize(Q, A)._records[:, -1]  # the record's last entry: its flags
-    assert {0.0, 1.0, 3.0} <= set(flags[np.setdiff1d(np.arange(24), bad)])  # plain, refined, pivoted
+    # plain (0), refined (kRefine = 1) and pivoted (kRefine | kPivoted = 3) records
+    assert {0.0, 1.0, 3.0} <= set(flags[np.setdiff1d(np.arange(24), bad)])
     for cut in (24, 19, 2):  # full groups, a partial last group, one group of two
         args = [x[:cut] for x in (Q, q, A, c)]
         z, lam, info = fastkkt.factorize(args[0], args[2]).solve_ex(

@@ -230,9 +230,11 @@ def test_opcheck():
     torch.library.opcheck(
         torch.ops.fastkkt.kkt_adjoint.default, (records, finfo, *plain[::2], *grads)
     )
-    torch.library.opcheck(
-        torch.ops.fastkkt.kkt_outer_grads.default, (z, lam, *grads, info, True, True)
-    )
+    for want in ((True, True), (False, True), (True, False)):
+        torch.library.opcheck(
+            torch.ops.fastkkt.kkt_backward.default,
+            (records, finfo, *plain[::2], z, lam, info, *grads, *want),
+        )
 
 
 # ---------------------------------------------------------------------------------------

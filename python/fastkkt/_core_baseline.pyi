@@ -31,12 +31,18 @@ def factorize(
     check_finite: bool,
     nthreads: int,
 ) -> None: ...
-def outer_grads(
+def backward(
+    records: np.ndarray,
+    finfo: np.ndarray,
+    Q: np.ndarray,
+    A: np.ndarray,
+    gz: np.ndarray,
+    mglam: np.ndarray,
     z: np.ndarray,
     lam: np.ndarray,
-    dz: np.ndarray,
-    dlam: np.ndarray,
     info: np.ndarray,
+    dz: np.ndarray,
+    gc: np.ndarray,
     dQ: np.ndarray | None,
     dA: np.ndarray | None,
     nthreads: int,

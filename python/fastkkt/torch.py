@@ -159,47 +159,62 @@ def _kkt_adjoint_fake(records, finfo, Q, A, gz, glam):  # type: ignore[no-untype
     return gz.new_empty(gz.shape), glam.new_empty(glam.shape)
 
 
-def _kkt_outer_grads_impl(
+def _kkt_backward_impl(
+    records: torch.Tensor,
+    finfo: torch.Tensor,
+    Q: torch.Tensor,
+    A: torch.Tensor,
     z: torch.Tensor,
     lam: torch.Tensor,
-    dz: torch.Tensor,
-    dlam: torch.Tensor,
     info: torch.Tensor,
+    gz: torch.Tensor,
+    glam: torch.Tensor,
     want_Q: bool,
     want_A: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(∂ℓ/∂Q, ∂ℓ/∂A) = (½(d_z zᵀ + z d_zᵀ), d_λ zᵀ + λ d_zᵀ) per batch element, computed in
-    parallel in C++ (zero for failed elements); for inputs that own one Q and A per element.
-    An output that is not wanted is empty."""
-    z, lam, dz, dlam = (t.contiguous() for t in (z, lam, dz, dlam))
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(∂ℓ/∂q, ∂ℓ/∂c, ∂ℓ/∂Q, ∂ℓ/∂A) per batch element, in one call to the core: the adjoint
+    solve of `_kkt_adjoint_impl`, then d_z, −d_λ, ½(d_z zᵀ + z d_zᵀ) and d_λ zᵀ + λ d_zᵀ
+    (zero for failed elements). For a batch in which Q or A is not broadcast, so that the
+    factorization is per element; ∂ℓ/∂Q (∂ℓ/∂A) is computed only if `want_Q` (`want_A`),
+    else it is empty, and is meaningful only for an input with one Q (A) per element."""
     batch, n, m = tuple(info.shape), z.shape[-1], lam.shape[-1]
     # NumPy allocates the (large) outputs: it advises the kernel to back them with huge pages,
     # which makes their first-touch page faults far cheaper than with torch's allocator.
     dt = _np(z).dtype
+    gq, gc = np.empty((*batch, n), dt), np.empty((*batch, m), dt)
     gQ = np.empty((*batch, n, n) if want_Q else _Empty, dt)
     gA = np.empty((*batch, m, n) if want_A else _Empty, dt)
-    core.outer_grads(
-        _np(z),
-        _np(lam),
-        _np(dz),
-        _np(dlam),
-        _np(info.contiguous()),
-        gQ if want_Q else None,
-        gA if want_A else None,
-        _api.get_num_threads(),
-    )
-    return torch.from_numpy(gQ), torch.from_numpy(gA)
+    if gq.size + gc.size:
+        core.backward(
+            _np(records),
+            _np(finfo),
+            _api._broadcast(_np(Q), batch, 2),
+            _api._broadcast(_np(A), batch, 2),
+            _np(gz),
+            _np(-glam),
+            _np(z.contiguous()),
+            _np(lam.contiguous()),
+            _np(info.contiguous()),
+            gq,
+            gc,
+            gQ if want_Q else None,
+            gA if want_A else None,
+            _api.get_num_threads(),
+        )
+    return tuple(torch.from_numpy(x) for x in (gq, gc, gQ, gA))  # type: ignore[return-value]
 
 
-_kkt_outer_grads = torch.library.custom_op(
-    "fastkkt::kkt_outer_grads", mutates_args=(), device_types="cpu"
-)(_kkt_outer_grads_impl)
+_kkt_backward = torch.library.custom_op(
+    "fastkkt::kkt_backward", mutates_args=(), device_types="cpu"
+)(_kkt_backward_impl)
 
 
-@_kkt_outer_grads.register_fake
-def _kkt_outer_grads_fake(z, lam, dz, dlam, info, want_Q, want_A):  # type: ignore[no-untyped-def]
+@_kkt_backward.register_fake
+def _kkt_backward_fake(records, finfo, Q, A, z, lam, info, gz, glam, want_Q, want_A):  # type: ignore[no-untyped-def]
     batch, n, m = tuple(info.shape), z.shape[-1], lam.shape[-1]
     return (
+        z.new_empty((*batch, n)),
+        z.new_empty((*batch, m)),
         z.new_empty((*batch, n, n) if want_Q else _Empty),
         z.new_empty((*batch, m, n) if want_A else _Empty),
     )
@@ -249,15 +264,19 @@ def _backward(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: 
     gz = torch.zeros_like(z) if gz is None else gz
     glam = torch.zeros_like(lam) if glam is None else glam
     ops = _ops(z)
-    dz, dlam = ops.kkt_adjoint(records, finfo, Q, A, gz, glam)  # 0 where failed
     batch = tuple(info.shape)
-    # Inputs with one Q (or A) per element: the outer products in C++ (failed elements → 0).
     own_Q = need_Q and tuple(sQ[:-2]) == batch
     own_A = need_A and tuple(sA[:-2]) == batch
     gQ = gA = None
-    if own_Q or own_A:
-        gQ, gA = ops.kkt_outer_grads(z, lam, dz, dlam, info, own_Q, own_A)
+    if tuple(records.shape[:-1]) == batch:  # a factorization per element: one fused call
+        dz, gc_full, gQ, gA = ops.kkt_backward(
+            records, finfo, Q, A, z, lam, info, gz, glam, own_Q, own_A
+        )
         gQ, gA = (gQ if own_Q else None), (gA if own_A else None)
+        dlam = -gc_full if need_A and not own_A else None
+    else:  # Q and A shared along some dimensions: d = −K⁻¹g, then sums over the batch
+        dz, dlam = ops.kkt_adjoint(records, finfo, Q, A, gz, glam)  # 0 where failed
+        gc_full = -dlam
     # Broadcast inputs: zero z and λ of the failed elements (NaN there), then sum over the batch.
     if (need_Q and not own_Q) or (need_A and not own_A):
         okv = (info == 0).unsqueeze(-1)
@@ -267,7 +286,7 @@ def _backward(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: 
     if need_A and not own_A:
         gA = _outer_sum([dlam, lam], [z, dz], batch, sA[:-2])
     gq = dz.sum_to_size(sq) if need_q else None
-    gc = (-dlam).sum_to_size(sc) if need_c else None
+    gc = gc_full.sum_to_size(sc) if need_c else None
     return gQ, gq, gA, gc, None, None, None
 
 
@@ -355,7 +374,7 @@ class _EagerOps:
     """The implementations behind the backward pass's operators, called directly (eager)."""
 
     kkt_adjoint = staticmethod(_kkt_adjoint_impl)
-    kkt_outer_grads = staticmethod(_kkt_outer_grads_impl)
+    kkt_backward = staticmethod(_kkt_backward_impl)
 
 
 def _ops(t: torch.Tensor) -> Any:

@@ -755,7 +755,8 @@ void solve_factored_group(const Problem<T>& P, const Strided<T>& records,
   int first = 0;
   while (first < W && !plain[first]) ++first;
   if (first == W) {
-    for (int w = 0; w < cnt; ++w) solve_factored_element(P, records, finfo, z, lam, info, b0 + w, ws);
+    for (int w = 0; w < cnt; ++w)
+      solve_factored_element(P, records, finfo, z, lam, info, b0 + w, ws);
     return;
   }
   for (int w = 0; w < W; ++w)
@@ -861,6 +862,30 @@ void outer_grads(index_t b0, index_t b1, index_t n, index_t m, const T* z, const
         for (index_t j = 0; j < n; ++j) G[k * n + j] = ok ? dlb[k] * zb[j] + lb[k] * dzb[j] : T(0);
     }
   }
+}
+
+// The backward pass of fastkkt.torch for elements [b0, b1), in one call: the adjoint solve
+//     K [d_z; d_λ] = −[g_z; g_λ]
+// with the kept factorizations (P.q holds g_z and P.c holds −g_λ, so this is
+// solve_factored_batch's K x = [−q; c]), then the input gradients
+//     ∂ℓ/∂q = d_z,   ∂ℓ/∂c = −d_λ,   ∂ℓ/∂Q, ∂ℓ/∂A as in outer_grads.
+// Writes dz (∂ℓ/∂q) and gc (∂ℓ/∂c), B×n and B×m, and dQ, dA where not null; ainfo (B) receives
+// the adjoint solve's status. Elements whose factorization failed get d = 0 (their gradients
+// are exactly zero); z, lam and info are the forward pass's.
+template <class T>
+void backward_batch(const Problem<T>& P, const Strided<T>& records,
+                    const Strided<std::int32_t>& finfo, const T* z, const T* lam,
+                    const std::int32_t* info, T* dz, T* gc, std::int32_t* ainfo, T* dQ, T* dA,
+                    index_t b0, index_t b1, int nthreads) {
+  const index_t n = P.n, m = P.m;
+  solve_factored_batch(P, records, finfo, dz, gc, ainfo, b0, b1, nthreads);  // gc holds d_λ
+  for (index_t b = b0; b < b1; ++b)
+    if (ainfo[b] != kSolved) {
+      for (index_t i = 0; i < n; ++i) dz[b * n + i] = 0;
+      for (index_t k = 0; k < m; ++k) gc[b * m + k] = 0;
+    }
+  outer_grads(b0, b1, n, m, z, lam, dz, gc, info, dQ, dA, nthreads);
+  for (index_t i = b0 * m; i < b1 * m; ++i) gc[i] = -gc[i];
 }
 
 }  // namespace fastkkt
