@@ -389,8 +389,9 @@ def _solve_keep(
     z = np.empty(batch + (n,), dtype)
     lam = np.empty(batch + (m,), dtype)
     info = np.empty(batch, np.int32)
-    records = np.zeros(batch + (int(core.record_size(n + m)),), dtype) if keep else None
-    finfo = np.zeros(batch, np.int32) if keep else None
+    # every entry of records and finfo is written by the core: no zeroing pass
+    records = np.empty(batch + (int(core.record_size(n + m)),), dtype) if keep else None
+    finfo = np.empty(batch, np.int32) if keep else None
     failed = core.solve(
         Qn, qn, An, cn, z, lam, info, bool(check_finite), _num_threads, records, finfo
     )

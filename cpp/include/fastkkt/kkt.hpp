@@ -536,17 +536,26 @@ Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Works
   return st;
 }
 
-// solve_batch for the group of elements b0 … b0+cnt−1 (cnt ≤ W): factor and solve all lanes at
-// once; lanes that need pivoting or refinement finish on the one-problem path, which gives the
-// same bits as factorize(...).solve.
 // Where solve_batch keeps the factorizations it computes, for a later adjoint solve: records
 // (B × record_size(N)) and their status finfo (B), contiguous over the flat batch; or nowhere.
+// Every entry of both is written (records of failed elements are zero), so they may be
+// uninitialized memory on entry.
 template <class T>
 struct Keep {
   T* records = nullptr;
   std::int32_t* finfo = nullptr;
 };
 
+// Zeros in a kept record whose factorization failed: nothing reads it (its status says so), and
+// every record handed back is then fully written, whatever the path.
+template <class T>
+void clear_record(T* rec, index_t N) {
+  for (index_t k = 0; k < record_size(N); ++k) rec[k] = 0;
+}
+
+// solve_batch for the group of elements b0 … b0+cnt−1 (cnt ≤ W): factor and solve all lanes at
+// once; lanes that need pivoting or refinement finish on the one-problem path, which gives the
+// same bits as factorize(...).solve.
 template <class T>
 void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::int32_t* info,
                  Workspace<T>& ws, Keep<T> keep = {}) {
@@ -605,6 +614,7 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
       }
     }
     if (keep.finfo && (st[w] != kSolved || ok[w])) keep.finfo[b] = st[w];
+    if (keep.records && keep.finfo[b] != kSolved) clear_record(rec, N);
     if (s != kSolved) fill_nan(zb, n, lb, m);
     info[b] = s;
   }
@@ -668,6 +678,7 @@ void solve_batch(const Problem<T>& P, T* z, T* lam, std::int32_t* info, index_t 
           rec = keep.records + b * R;
           ws.status = factor_element(e, n, m, P.check_finite, rec, ws);
           keep.finfo[b] = ws.status;
+          if (ws.status != kSolved) clear_record(rec, n + m);
         } else if (!(ws.held && ws.Qp == e.Q && ws.Ap == e.A)) {
           ws.status = factor_element(e, n, m, P.check_finite, rec, ws);
           ws.held = true;
