@@ -354,7 +354,7 @@ def _prepare(
             )
     small = all(t.is_floating_point() and t.element_size() <= 4 for t in ts)
     dtype = torch.float32 if small else torch.float64
-    return [t.to(dtype) for t in ts], dtype
+    return [t if t.dtype == dtype else t.to(dtype) for t in ts], dtype
 
 
 try:  # what torch.autograd.Function.apply uses (torch 2.1 – 2.13 at least)
@@ -408,8 +408,10 @@ def _call(Q, q, A, c, check_finite: bool, check_errors: bool):  # type: ignore[n
     args = (*ts, bool(check_finite), check_errors, keep)
     if torch.compiler.is_compiling():
         out = torch.ops.fastkkt.kkt_solve(*args)
-    else:
+    elif keep:
         out = _Eager.apply(*args)
+    else:  # nothing to differentiate: no autograd node (about 10 µs)
+        out = _kkt_solve_impl(*args)
     return out[0], out[1], out[2]
 
 
