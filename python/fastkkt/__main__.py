@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any, Callable
 
 import numpy as np
 
@@ -24,7 +25,7 @@ def worked_example() -> None:
     print(f"  λ = {np.array2string(lam, precision=6)}   (expected [1.6])")
 
 
-def best_of(f, repeat: int) -> tuple[float, object]:
+def best_of(f: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     best, out = float("inf"), None
     for _ in range(repeat):
         t = time.perf_counter()

@@ -361,6 +361,10 @@ def _solve_keep(
     (Q, A) that produced it (for the adjoint solve of fastkkt.torch): written by the same call
     when every element has its own Q and A, else factored once per distinct (Q, A) and then
     solved — the same bits either way."""
+    Qn: np.ndarray
+    qn: np.ndarray
+    An: np.ndarray
+    cn: np.ndarray
     fast = _ready(Q, q, A, c)
     if fast is not None:  # nothing to convert or broadcast: skip the general path's overhead
         Qn, qn, An, cn = Q, q, A, c  # type: ignore[assignment]
@@ -397,8 +401,10 @@ def _solve_keep(
     )
     if failed:
         _raise_nonfinite(info)
-    F = KKTFactorization._from_arrays(Qn, An, records, finfo) if keep else None
-    return z, lam, info, F, failed
+    kept = None
+    if records is not None and finfo is not None:
+        kept = KKTFactorization._from_arrays(Qn, An, records, finfo)
+    return z, lam, info, kept, failed
 
 
 class KKTFactorization:

@@ -28,7 +28,7 @@ Problem = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _batch_shape(batch: Batch) -> tuple[int, ...]:
-    return (int(batch),) if np.ndim(batch) == 0 else tuple(int(b) for b in batch)
+    return tuple(int(b) for b in np.atleast_1d(np.asarray(batch, dtype=np.int64)))
 
 
 def _draw(batch: Batch, n: int, m: int, seed: int) -> tuple[tuple[int, ...], list[np.ndarray]]:
@@ -100,7 +100,8 @@ def _structured(
     else:  # positive semidefinite of rank n - m: zero on range(Aᵀ)
         Q = Z @ S @ Z.transpose(0, 2, 1)
     Q = (Q + Q.transpose(0, 2, 1)) / 2
-    return tuple(_shaped(shape, [Q, q, A, c], dtype))
+    Qs, qs, As, cs = _shaped(shape, [Q, q, A, c], dtype)
+    return Qs, qs, As, cs
 
 
 def psd_qp(batch: Batch, n: int, m: int, *, seed: int = 0, dtype: Any = np.float64) -> Problem:
@@ -149,7 +150,8 @@ def ill_conditioned_qp(
     A = (V * sigma) @ W[..., :m, :]
     q = rng.standard_normal((B, n))
     c = rng.standard_normal((B, m))
-    return tuple(_shaped(shape, [Q, q, A, c], dtype))
+    Qs, qs, As, cs = _shaped(shape, [Q, q, A, c], dtype)
+    return Qs, qs, As, cs
 
 
 def kkt_matrix(Q: Any, A: Any) -> np.ndarray:

@@ -66,6 +66,7 @@ def _kkt_solve_impl(
     batch, batch_qa, n, m = _shapes(Q, q, A, c)
     if keep and math.prod(batch) > 0:
         z, lam, info, F, _ = _api._solve_keep(Qn, qn, An, cn, check_finite, keep=True)
+        assert F is not None
         kept = (F._records, F._info)
     else:
         z, lam, info = _api.solve_ex(Qn, qn, An, cn, check_finite=check_finite)
@@ -273,7 +274,7 @@ def _backward(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: 
             records, finfo, Q, A, z, lam, info, gz, glam, own_Q, own_A
         )
         gQ, gA = (gQ if own_Q else None), (gA if own_A else None)
-        dlam = -gc_full if need_A and not own_A else None
+        dlam = -gc_full
     else:  # Q and A shared along some dimensions: d = −K⁻¹g, then sums over the batch
         dz, dlam = ops.kkt_adjoint(records, finfo, Q, A, gz, glam)  # 0 where failed
         gc_full = -dlam
@@ -380,7 +381,8 @@ class _Eager(torch.autograd.Function):
         default arguments (~14 µs; `forward` has none): the rest of what it does outside
         functorch transforms, else the original."""
         if _FAST_APPLY and not torch._C._are_functorch_transforms_active():
-            return super(torch.autograd.Function, cls).apply(*_unwrap_dead_wrappers(args))
+            base = super(torch.autograd.Function, cls)
+            return base.apply(*_unwrap_dead_wrappers(args))  # type: ignore[attr-defined]
         return super().apply(*args)
 
     setup_context = staticmethod(_setup_context)  # type: ignore[assignment]
@@ -403,9 +405,9 @@ def _ops(t: torch.Tensor) -> Any:
 
 
 def _call(Q, q, A, c, check_finite: bool, check_errors: bool):  # type: ignore[no-untyped-def]
-    ts, _ = _prepare((Q, q, A, c))
-    keep = torch.is_grad_enabled() and any(t.requires_grad for t in ts)
-    args = (*ts, bool(check_finite), check_errors, keep)
+    (Qt, qt, At, ct), _ = _prepare((Q, q, A, c))
+    keep = torch.is_grad_enabled() and any(t.requires_grad for t in (Qt, qt, At, ct))
+    args = (Qt, qt, At, ct, bool(check_finite), check_errors, keep)
     if torch.compiler.is_compiling():
         out = torch.ops.fastkkt.kkt_solve(*args)
     elif keep:
