@@ -7,7 +7,12 @@ import pytest
 
 import fastkkt
 from fastkkt import reference
-from fastkkt.testing import assert_allclose_normwise, random_qp
+from fastkkt.testing import (
+    assert_allclose_normwise,
+    ill_conditioned_qp,
+    indefinite_qp,
+    random_qp,
+)
 
 N, M = 6, 2
 
@@ -37,6 +42,40 @@ def test_shared_q_and_a_with_batched_q_and_c():
     # Equal to solving with Q and A repeated along the batch.
     Qb, Ab = np.broadcast_to(Q, (40, N, N)).copy(), np.broadcast_to(A, (40, M, N)).copy()
     np.testing.assert_array_equal(fastkkt.solve(Qb, q, Ab, c), z)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", ["plain", "refined", "pivoted"])
+def test_shared_factorization_many_rhs_identical_to_repeated(kind, dtype):
+    """One (Q, A) for a batch of right-hand sides is factored once and, when that factorization
+    is plain, solved many right-hand sides at a time: bitwise what each element gets with its
+    own copy of Q and A, through solve and factorize alike (45: not a multiple of the group)."""
+    if kind == "refined":  # cond(Q) = 1e4: refined, not yet pivoted, in either precision
+        Q, _, A, _ = ill_conditioned_qp((), 12, 4, cond=1e4, seed=5, dtype=dtype)
+    else:
+        Q, _, A, _ = (random_qp if kind == "plain" else indefinite_qp)(
+            (), 12, 4, seed=5, dtype=dtype
+        )
+    _, q, _, c = random_qp(45, 12, 4, seed=6, dtype=dtype)
+    q[7, 3] = np.nan  # solved as given without the finiteness check: NaN out, status 0
+    c[30, 1] = np.inf
+    flags = {"plain": 0, "refined": 1, "pivoted": 3}[kind]  # kRefine = 1, kPivoted = 2
+    assert fastkkt.factorize(Q, A)._records[-1] == flags  # the path this case is meant to take
+    Qb, Ab = np.broadcast_to(Q, (45, 12, 12)).copy(), np.broadcast_to(A, (45, 4, 12)).copy()
+    expected = fastkkt.solve_ex(Qb, q, Ab, c, check_finite=False)
+    for got in (
+        fastkkt.solve_ex(Q, q, A, c, check_finite=False),
+        fastkkt.factorize(Q, A).solve_ex(q, c, check_finite=False),
+    ):
+        for x, y in zip(got, expected):
+            np.testing.assert_array_equal(x, y)
+    assert np.isnan(expected[0][[7, 30]]).all()
+    if kind != "refined":  # (the reference is no more accurate than cond(Q)·ε there)
+        ok = np.setdiff1d(np.arange(45), [7, 30])
+        zr = reference.solve(Q, q[ok], A, c[ok])
+        assert_allclose_normwise(expected[0][ok], zr, 1e-12 if dtype == np.float64 else 1e-3)
+    with pytest.raises(ValueError, match="q"):
+        fastkkt.solve(Q, q, A, c)
 
 
 def test_shared_q_batched_a():

@@ -96,6 +96,9 @@ T quiet_nan() {
   return std::numeric_limits<T>::quiet_NaN();
 }
 
+// Right-hand sides solved together with one shared factorization, in SIMD registers' worth.
+constexpr index_t kSharedRhs = 4;
+
 // Per-thread scratch: one record plus vectors of length N. Sized once per call.
 template <class T>
 struct Workspace {
@@ -111,8 +114,9 @@ struct Workspace {
   // threads one large factorization may use: the call's, when the batch is not split among them
   int threads = 1;
 
-  // interleaved buffers of W = lanes<T>() problems (see factor_natural_lanes)
-  std::vector<T> C, Cd, CU, Cy;
+  // interleaved buffers of W = lanes<T>() problems (see factor_natural_lanes), and kSharedRhs·W
+  // right-hand sides of one shared factorization (solve_shared_plain)
+  std::vector<T> C, Cd, CU, Cy, Cr;
 
   explicit Workspace(index_t N_, bool with_record, bool interleaved = false)
       : N(N_),
@@ -133,6 +137,7 @@ struct Workspace {
       Cd.resize(static_cast<size_t>(N * W));
       CU.resize(static_cast<size_t>(3 * N * W));
       Cy.resize(static_cast<size_t>(N * W));
+      Cr.resize(static_cast<size_t>(N * W * kSharedRhs));
     }
   }
 };
@@ -536,6 +541,52 @@ Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Works
   return st;
 }
 
+// The right-hand sides [−q; c] of elements b0 … b0+cnt−1 (cnt ≤ W) into the interleaved y (N×W,
+// lanes past cnt repeat the last element), as solve_element forms them, and per lane kSolved or
+// the kNonFinite code solve_element would give (q is checked before c).
+template <class T, int W = lanes<T>()>
+void gather_rhs(const Problem<T>& P, index_t b0, int cnt, T* y, Status* rhs_st) {
+  const index_t n = P.n, m = P.m;
+  for (int w = 0; w < W; ++w) {
+    const index_t b = b0 + std::min(w, cnt - 1);
+    const T* qb = P.q.at(P.batch, b);
+    const T* cb = P.c.at(P.batch, b);
+    bool fq = true, fc = true;
+    for (index_t i = 0; i < n; ++i) {
+      y[i * W + w] = -qb[i * P.q.s0];
+      fq &= static_cast<bool>(std::isfinite(y[i * W + w]));
+    }
+    for (index_t k = 0; k < m; ++k) {
+      y[(n + k) * W + w] = cb[k * P.c.s0];
+      fc &= static_cast<bool>(std::isfinite(y[(n + k) * W + w]));
+    }
+    rhs_st[w] = !P.check_finite || (fq && fc) ? kSolved : (fq ? kNonFinitec : kNonFiniteq);
+  }
+}
+
+// Solves L D Lᵀ x = y for W interleaved right-hand sides (y is N×W, overwritten by x) with L
+// packed by rows in the interleaved layout (entry (i, j) of lane w at (packed_row(i) + j)·W + w)
+// and d (N×W): per lane exactly the operations of factor_solve for a plain record.
+template <class T, int W>
+void solve_packed_lanes(const T* L, const T* d, index_t N, T* y) {
+  const auto row = [&](index_t i) { return L + packed_row(i) * W; };
+  unit_lower_solve<T, W>(row, N, y);                 // L y' = y
+  for (index_t i = 0; i < N * W; ++i) y[i] /= d[i];  // D y'' = y'
+  unit_lower_transpose_solve<T, W>(row, N, y);       // Lᵀ x = y''
+}
+
+// Whether `rec` (valid, status kSolved) is a natural-order factorization that needs no
+// refinement: identity permutation, no 2×2 blocks, flags 0. Its solve is then exactly
+// solve_natural_lanes on its L and d.
+template <class T>
+bool plain_record(const T* rec, index_t N) {
+  const ConstFactor<T> F = ConstFactor<T>::view(rec, N);
+  if (F.flags != 0) return false;
+  bool plain = true;
+  for (index_t k = 0; k < N; ++k) plain &= F.perm[k] == static_cast<T>(k) && F.e[k] == 0;
+  return plain;
+}
+
 // Where solve_batch keeps the factorizations it computes, for a later adjoint solve: records
 // (B × record_size(N)) and their status finfo (B), contiguous over the flat batch; or nowhere.
 // Every entry of both is written (records of failed elements are zero), so they may be
@@ -567,21 +618,7 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
   pack_group(P, b0, cnt, ws, st, kmax, knorm);
   factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, knorm, ws.CU.data(), ok, flags);
   T* y = ws.Cy.data();
-  for (int w = 0; w < W; ++w) {  // right-hand sides (−q, c)
-    const index_t b = b0 + std::min(w, cnt - 1);
-    const T* qb = P.q.at(P.batch, b);
-    const T* cb = P.c.at(P.batch, b);
-    bool fq = true, fc = true;
-    for (index_t i = 0; i < n; ++i) {
-      y[i * W + w] = -qb[i * P.q.s0];
-      fq &= static_cast<bool>(std::isfinite(y[i * W + w]));
-    }
-    for (index_t k = 0; k < m; ++k) {
-      y[(n + k) * W + w] = cb[k * P.c.s0];
-      fc &= static_cast<bool>(std::isfinite(y[(n + k) * W + w]));
-    }
-    rhs_st[w] = !P.check_finite || (fq && fc) ? kSolved : (fq ? kNonFinitec : kNonFiniteq);
-  }
+  gather_rhs(P, b0, cnt, y, rhs_st);
   solve_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, y);
   if (keep.records) {  // every lane's record (those that need pivoting are replaced below)
     T* recs[W];
@@ -659,13 +696,74 @@ void over_batch(const Problem<T>& P, index_t b0, index_t b1, int nthreads, bool 
   }
 }
 
+// Whether Q and A are the same for every element of the batch (broadcast along every dimension).
+template <class T>
+bool shares_qa(const Problem<T>& P) {
+  for (int d = 0; d < P.batch.ndim; ++d)
+    if (P.batch.shape[d] > 1 && (P.Q.bstride[d] != 0 || P.A.bstride[d] != 0)) return false;
+  return true;
+}
+
+// Elements [b0, b1) that all have the one plain factorization `rec` (natural order, no
+// refinement; see plain_record), WR = kSharedRhs·W right-hand sides at a time: a triangular
+// solve with WR columns, each entry of L (read from the record, which stays in L1 or L2)
+// broadcast across kSharedRhs registers of right-hand sides — where one right-hand side at a
+// time would use one lane of each vector. Per element the operations are those of
+// factor_solve, so the result is bitwise what the one-problem path gives. Writes z, lam, info
+// like solve_batch.
+template <class T>
+void solve_shared_plain(const Problem<T>& P, const T* rec, T* z, T* lam, std::int32_t* info,
+                        index_t b0, index_t b1, int nthreads) {
+  constexpr int W = lanes<T>();
+  constexpr int WR = static_cast<int>(kSharedRhs) * W;
+  const index_t n = P.n, m = P.m, N = n + m;
+  const T* d = rec + packed_size(N);
+  const auto row = [&](index_t i) { return rec + packed_row(i); };
+  const index_t groups = (b1 - b0 + WR - 1) / WR;
+  parallel_over<T>(
+      0, groups, nthreads, N, false, true,
+      [&](index_t g, Workspace<T>& ws) {
+        const index_t g0 = b0 + g * WR;
+        const int cnt = static_cast<int>(std::min<index_t>(WR, b1 - g0));
+        T* y = ws.Cr.data();
+        Status rhs_st[WR];
+        gather_rhs<T, WR>(P, g0, cnt, y, rhs_st);
+        unit_lower_solve<T, WR, decltype(row), true>(row, N, y);  // L y' = y
+        for (index_t i = 0; i < N; ++i)                           // D y'' = y'
+#pragma omp simd
+          for (int w = 0; w < WR; ++w) y[i * WR + w] /= d[i];
+        unit_lower_transpose_solve<T, WR, decltype(row), true>(row, N, y);  // Lᵀ x = y''
+        for (int w = 0; w < cnt; ++w) {
+          const index_t b = g0 + w;
+          if (rhs_st[w] != kSolved) {
+            fill_nan(z + b * n, n, lam + b * m, m);
+          } else {
+            for (index_t i = 0; i < n; ++i) z[b * n + i] = y[i * WR + w];
+            for (index_t k = 0; k < m; ++k) lam[b * m + k] = y[(n + k) * WR + w];
+          }
+          info[b] = rhs_st[w];
+        }
+      },
+      solve_flops(N) * static_cast<double>(kSharedRhs));
+}
+
 // solve: z (B×n), lam (B×m), info (B) contiguous over the flat batch; elements [b0, b1).
 // With `keep`, every element's factorization is also stored there (exactly what factorize_batch
 // computes), so a backward pass can reuse it; then no two elements may share Q and A.
 template <class T>
 void solve_batch(const Problem<T>& P, T* z, T* lam, std::int32_t* info, index_t b0, index_t b1,
                  int nthreads, Keep<T> keep = {}) {
-  const index_t n = P.n, m = P.m, R = record_size(n + m);
+  const index_t n = P.n, m = P.m, N = n + m, R = record_size(N);
+  if (!keep.records && N > 0 && N < kBlockedFrom && b1 - b0 >= 2 && shares_qa(P)) {
+    // one (Q, A) for all: factor it once; a plain factorization solves W right-hand sides at a
+    // time, any other goes the one-problem path below (which holds it per thread)
+    Workspace<T> ws(N, true);
+    if (factor_element(P.qa(b0), n, m, P.check_finite, ws.rec.data(), ws) == kSolved &&
+        plain_record(ws.rec.data(), N)) {
+      solve_shared_plain(P, ws.rec.data(), z, lam, info, b0, b1, nthreads);
+      return;
+    }
+  }
   over_batch(
       P, b0, b1, nthreads, true,
       [&](index_t g0, int cnt, Workspace<T>& ws) {
@@ -730,18 +828,6 @@ void solve_factored_element(const Problem<T>& P, const Strided<T>& records,
   info[b] = st;
 }
 
-// Whether `rec` (valid, status kSolved) is a natural-order factorization that needs no
-// refinement: identity permutation, no 2×2 blocks, flags 0. Its solve is then exactly
-// solve_natural_lanes on its L and d.
-template <class T>
-bool plain_record(const T* rec, index_t N) {
-  const ConstFactor<T> F = ConstFactor<T>::view(rec, N);
-  if (F.flags != 0) return false;
-  bool plain = true;
-  for (index_t k = 0; k < N; ++k) plain &= F.perm[k] == static_cast<T>(k) && F.e[k] == 0;
-  return plain;
-}
-
 // solve_factored_batch for the elements b0 … b0+cnt−1 (cnt ≤ W) at once: the packed L and the d
 // of the W records are copied into the interleaved layout (L as one long row per problem, row i
 // of L at packed_row(i)·W) and solved by solve_natural_lanes, whose operations per problem are
@@ -779,29 +865,12 @@ void solve_factored_group(const Problem<T>& P, const Strided<T>& records,
   const T* drc[W];
   for (int w = 0; w < W; ++w) drc[w] = rec[w] + packed_size(N);
   interleave_rows<T, W>(drc, 1, N, d);
-  bool finite[W];
-  for (int w = 0; w < W; ++w) {  // right-hand sides (−q, c), as solve_element forms them
-    const index_t b = b0 + std::min(w, cnt - 1);
-    const T* qb = P.q.at(P.batch, b);
-    const T* cb = P.c.at(P.batch, b);
-    bool f = true;
-    for (index_t i = 0; i < n; ++i) {
-      y[i * W + w] = -qb[i * P.q.s0];
-      f &= static_cast<bool>(std::isfinite(y[i * W + w]));
-    }
-    for (index_t k = 0; k < m; ++k) {
-      y[(n + k) * W + w] = cb[k * P.c.s0];
-      f &= static_cast<bool>(std::isfinite(y[(n + k) * W + w]));
-    }
-    finite[w] = f || !P.check_finite;
-  }
-  const auto row = [&](index_t i) { return C + packed_row(i) * W; };
-  unit_lower_solve<T, W>(row, N, y);                 // L y' = y
-  for (index_t i = 0; i < N * W; ++i) y[i] /= d[i];  // D y'' = y'
-  unit_lower_transpose_solve<T, W>(row, N, y);       // Lᵀ x = y''
+  Status rhs_st[W];
+  gather_rhs(P, b0, cnt, y, rhs_st);
+  solve_packed_lanes<T, W>(C, d, N, y);
   for (int w = 0; w < cnt; ++w) {
     const index_t b = b0 + w;
-    if (!plain[w] || !finite[w]) {  // the one-problem path, which also names a bad q or c
+    if (!plain[w] || rhs_st[w] != kSolved) {  // the one-problem path, which names a bad q or c
       solve_factored_element(P, records, finfo, z, lam, info, b, ws);
       continue;
     }
@@ -820,6 +889,18 @@ void solve_factored_batch(const Problem<T>& P, const Strided<T>& records,
                           index_t b0, index_t b1, int nthreads) {
   const index_t N = P.n + P.m;
   if (N > 0 && N < kBlockedFrom && b1 - b0 >= 2) {
+    bool shared = true;  // one record for all elements
+    for (int d = 0; d < P.batch.ndim; ++d)
+      shared &= P.batch.shape[d] == 1 || (records.bstride[d] == 0 && finfo.bstride[d] == 0);
+    if (shared) {
+      const T* rec = records.at(P.batch, b0);
+      std::vector<unsigned char> seen(static_cast<size_t>(N));
+      if (*finfo.at(P.batch, b0) == kSolved && valid_record(rec, N, seen.data()) &&
+          plain_record(rec, N)) {
+        solve_shared_plain(P, rec, z, lam, info, b0, b1, nthreads);
+        return;
+      }
+    }
     constexpr index_t W = lanes<T>();
     const index_t groups = (b1 - b0 + W - 1) / W;
     parallel_over<T>(

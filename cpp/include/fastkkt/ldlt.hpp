@@ -360,12 +360,14 @@ T natural_flags(T growth, T cancel, T knorm) {
 }
 
 // y ← L⁻¹y for a unit lower triangular L, W interleaved problems at once: entry (i, j) of
-// problem w is row(i)[j·W + w] and y is N×W. Row i is yᵢ − Σ_{j<i} Lᵢⱼ yⱼ with the sum taken over
+// problem w is row(i)[j·W + w] and y is N×W (or, with Shared, one L for all W columns of y:
+// entry (i, j) is row(i)[j], broadcast across the lanes). Row i is yᵢ − Σ_{j<i} Lᵢⱼ yⱼ with the sum taken over
 // j = 0, 1, … in order; four rows are formed together, so each load of yⱼ serves four
 // independent sums (one sum alone waits on its own multiply-add at every step), and the small
 // triangle among the four rows finishes them in the same order.
-template <class T, int W, class Row>
+template <class T, int W, class Row, bool Shared = false>
 void unit_lower_solve(const Row& row, index_t N, T* y) {
+  constexpr index_t JS = Shared ? 1 : W, LS = Shared ? 0 : 1;  // L(i, j) of lane w: j·JS + w·LS
   index_t i = 1;
   for (; i + 4 <= N; i += 4) {
     const T *L0 = row(i), *L1 = row(i + 1), *L2 = row(i + 2), *L3 = row(i + 3);
@@ -374,21 +376,21 @@ void unit_lower_solve(const Row& row, index_t N, T* y) {
 #pragma omp simd
       for (int w = 0; w < W; ++w) {
         const T yj = y[j * W + w];
-        s0[w] = fmadd(L0[j * W + w], yj, s0[w]);
-        s1[w] = fmadd(L1[j * W + w], yj, s1[w]);
-        s2[w] = fmadd(L2[j * W + w], yj, s2[w]);
-        s3[w] = fmadd(L3[j * W + w], yj, s3[w]);
+        s0[w] = fmadd(L0[j * JS + w * LS], yj, s0[w]);
+        s1[w] = fmadd(L1[j * JS + w * LS], yj, s1[w]);
+        s2[w] = fmadd(L2[j * JS + w * LS], yj, s2[w]);
+        s3[w] = fmadd(L3[j * JS + w * LS], yj, s3[w]);
       }
     T* y0 = y + i * W;
 #pragma omp simd
     for (int w = 0; w < W; ++w) {
       const T a = y0[w] - s0[w];
-      s1[w] = fmadd(L1[i * W + w], a, s1[w]);
+      s1[w] = fmadd(L1[i * JS + w * LS], a, s1[w]);
       const T b = y0[W + w] - s1[w];
-      s2[w] = fmadd(L2[(i + 1) * W + w], b, fmadd(L2[i * W + w], a, s2[w]));
+      s2[w] = fmadd(L2[(i + 1) * JS + w * LS], b, fmadd(L2[i * JS + w * LS], a, s2[w]));
       const T c = y0[2 * W + w] - s2[w];
-      s3[w] = fmadd(L3[(i + 2) * W + w], c,
-                    fmadd(L3[(i + 1) * W + w], b, fmadd(L3[i * W + w], a, s3[w])));
+      s3[w] = fmadd(L3[(i + 2) * JS + w * LS], c,
+                    fmadd(L3[(i + 1) * JS + w * LS], b, fmadd(L3[i * JS + w * LS], a, s3[w])));
       y0[w] = a;
       y0[W + w] = b;
       y0[2 * W + w] = c;
@@ -400,7 +402,7 @@ void unit_lower_solve(const Row& row, index_t N, T* y) {
     T s[W] = {};
     for (index_t j = 0; j < i; ++j)
 #pragma omp simd
-      for (int w = 0; w < W; ++w) s[w] = fmadd(Li[j * W + w], y[j * W + w], s[w]);
+      for (int w = 0; w < W; ++w) s[w] = fmadd(Li[j * JS + w * LS], y[j * W + w], s[w]);
 #pragma omp simd
     for (int w = 0; w < W; ++w) y[i * W + w] -= s[w];
   }
@@ -409,8 +411,9 @@ void unit_lower_solve(const Row& row, index_t N, T* y) {
 // y ← L⁻ᵀy (same layout): for j = N−1, …, 1, yᵢ ← yᵢ − Lⱼᵢ yⱼ for all i < j, so each yᵢ receives
 // its updates in the order j = N−1, N−2, …. Four columns j are applied together — first among
 // themselves, then to every yᵢ below them with one load and one store of yᵢ — in that same order.
-template <class T, int W, class Row>
+template <class T, int W, class Row, bool Shared = false>
 void unit_lower_transpose_solve(const Row& row, index_t N, T* y) {
+  constexpr index_t JS = Shared ? 1 : W, LS = Shared ? 0 : 1;  // as in unit_lower_solve
   index_t j = N - 1;
   for (; j >= 4; j -= 4) {
     const T *L0 = row(j), *L1 = row(j - 1), *L2 = row(j - 2), *L3 = row(j - 3);
@@ -418,27 +421,30 @@ void unit_lower_transpose_solve(const Row& row, index_t N, T* y) {
 #pragma omp simd
     for (int w = 0; w < W; ++w) {
       const T a = yt[3 * W + w];
-      const T b = fmadd(-L0[(j - 1) * W + w], a, yt[2 * W + w]);
-      const T c = fmadd(-L1[(j - 2) * W + w], b, fmadd(-L0[(j - 2) * W + w], a, yt[W + w]));
+      const T b = fmadd(-L0[(j - 1) * JS + w * LS], a, yt[2 * W + w]);
+      const T c =
+          fmadd(-L1[(j - 2) * JS + w * LS], b, fmadd(-L0[(j - 2) * JS + w * LS], a, yt[W + w]));
       yt[2 * W + w] = b;
       yt[W + w] = c;
-      yt[w] = fmadd(-L2[(j - 3) * W + w], c,
-                    fmadd(-L1[(j - 3) * W + w], b, fmadd(-L0[(j - 3) * W + w], a, yt[w])));
+      yt[w] =
+          fmadd(-L2[(j - 3) * JS + w * LS], c,
+                fmadd(-L1[(j - 3) * JS + w * LS], b, fmadd(-L0[(j - 3) * JS + w * LS], a, yt[w])));
     }
     for (index_t i = 0; i < j - 3; ++i)
 #pragma omp simd
       for (int w = 0; w < W; ++w) {
-        T v = fmadd(-L0[i * W + w], yt[3 * W + w], y[i * W + w]);
-        v = fmadd(-L1[i * W + w], yt[2 * W + w], v);
-        v = fmadd(-L2[i * W + w], yt[W + w], v);
-        y[i * W + w] = fmadd(-L3[i * W + w], yt[w], v);
+        T v = fmadd(-L0[i * JS + w * LS], yt[3 * W + w], y[i * W + w]);
+        v = fmadd(-L1[i * JS + w * LS], yt[2 * W + w], v);
+        v = fmadd(-L2[i * JS + w * LS], yt[W + w], v);
+        y[i * W + w] = fmadd(-L3[i * JS + w * LS], yt[w], v);
       }
   }
   for (; j > 0; --j) {
     const T* Lj = row(j);
     for (index_t i = 0; i < j; ++i)
 #pragma omp simd
-      for (int w = 0; w < W; ++w) y[i * W + w] = fmadd(-Lj[i * W + w], y[j * W + w], y[i * W + w]);
+      for (int w = 0; w < W; ++w)
+        y[i * W + w] = fmadd(-Lj[i * JS + w * LS], y[j * W + w], y[i * W + w]);
   }
 }
 
