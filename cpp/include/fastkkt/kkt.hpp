@@ -122,7 +122,7 @@ struct Workspace {
       : N(N_),
         rec(with_record || interleaved ? record_size(N_) : 0),
         sq(static_cast<size_t>(N_ * N_)),
-        u(3 * N_),
+        u(5 * N_),
         w1(N_),
         w2(N_),
         b(N_),
@@ -135,7 +135,7 @@ struct Workspace {
       const index_t W = lanes<T>();
       C.resize(static_cast<size_t>(N * N * W));
       Cd.resize(static_cast<size_t>(N * W));
-      CU.resize(static_cast<size_t>(3 * N * W));
+      CU.resize(static_cast<size_t>(5 * N * W));
       Cy.resize(static_cast<size_t>(N * W));
       Cr.resize(static_cast<size_t>(N * W * kSharedRhs));
     }

@@ -163,6 +163,31 @@ inline T fmadd(T a, T b, T c) {
 template <class T>
 T natural_flags(T growth, T cancel, T knorm);
 
+// uⱼ = Kᵢⱼ − Σ_{k<j} uₖ Lⱼₖ (k in order) for one column j of `rows` rows (Ci[r], into Ur[r]):
+// the tail of natural_row_u / natural_row_u4, and the columns left between the row pairs of a
+// four-row pass.
+template <class T, int W>
+void natural_column_u(const T* C, index_t N, const T* const* Ci, T* const* Ur, int rows,
+                      index_t j) {
+  const T* Cj = C + j * N * W;
+  for (int r = 0; r < rows; ++r) {
+    const T* U = Ur[r];
+    T a[W] = {};
+    for (index_t k = 0; k < j; ++k)
+#pragma omp simd
+      for (int w = 0; w < W; ++w) a[w] = fmadd(U[k * W + w], Cj[k * W + w], a[w]);
+#pragma omp simd
+    for (int w = 0; w < W; ++w) Ur[r][j * W + w] = Ci[r][j * W + w] - a[w];
+  }
+}
+
+// Whether the interleaved factorization takes four rows per pass: with 32 vector registers.
+#if defined(__AVX512F__)
+constexpr bool kFourRows = true;
+#else
+constexpr bool kFourRows = false;
+#endif
+
 // The u-values of R = 1 or 2 rows (Ci0, Ci1 of the interleaved C, into U0, U1) for the
 // columns j < jend:  uⱼ = Kᵢⱼ − Σ_{k<j} uₖ Lⱼₖ, summed over k in order. Four columns at a time
 // share each load of uₖ, and with R = 2 each load of Lⱼₖ serves both rows.
@@ -238,6 +263,74 @@ void natural_row_u(const T* C, index_t N, const T* Ci0, const T* Ci1, T* U0, T* 
   }
 }
 
+// natural_row_u for four rows at once (Ci[r], into Ur[r]): each load of Lⱼₖ serves four rows
+// and each load of uₖ four columns, sixteen independent sums. Every sum runs over k in the
+// same order as in natural_row_u, so the u-values are bitwise the same. Needs 16 + 8 vector
+// registers: for instruction sets with 32 of them (kFourRows).
+template <class T, int W>
+void natural_row_u4(const T* C, index_t N, const T* const* Ci, T* const* Ur, index_t jend) {
+  index_t j = 0;
+  for (; j + 4 <= jend; j += 4) {
+    const T* C0 = C + j * N * W;
+    const T* C1 = C0 + N * W;
+    const T* C2 = C1 + N * W;
+    const T* C3 = C2 + N * W;
+    T a0[W] = {}, a1[W] = {}, a2[W] = {}, a3[W] = {};  // row 0, columns j … j+3
+    T b0[W] = {}, b1[W] = {}, b2[W] = {}, b3[W] = {};  // row 1
+    T c0[W] = {}, c1[W] = {}, c2[W] = {}, c3[W] = {};  // row 2
+    T e0[W] = {}, e1[W] = {}, e2[W] = {}, e3[W] = {};  // row 3
+    const T *U0 = Ur[0], *U1 = Ur[1], *U2 = Ur[2], *U3 = Ur[3];
+    for (index_t k = 0; k < j; ++k) {
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
+        const T l0 = C0[k * W + w], l1 = C1[k * W + w], l2 = C2[k * W + w], l3 = C3[k * W + w];
+        const T u0 = U0[k * W + w], u1 = U1[k * W + w], u2 = U2[k * W + w], u3 = U3[k * W + w];
+        a0[w] = fmadd(u0, l0, a0[w]);
+        a1[w] = fmadd(u0, l1, a1[w]);
+        a2[w] = fmadd(u0, l2, a2[w]);
+        a3[w] = fmadd(u0, l3, a3[w]);
+        b0[w] = fmadd(u1, l0, b0[w]);
+        b1[w] = fmadd(u1, l1, b1[w]);
+        b2[w] = fmadd(u1, l2, b2[w]);
+        b3[w] = fmadd(u1, l3, b3[w]);
+        c0[w] = fmadd(u2, l0, c0[w]);
+        c1[w] = fmadd(u2, l1, c1[w]);
+        c2[w] = fmadd(u2, l2, c2[w]);
+        c3[w] = fmadd(u2, l3, c3[w]);
+        e0[w] = fmadd(u3, l0, e0[w]);
+        e1[w] = fmadd(u3, l1, e1[w]);
+        e2[w] = fmadd(u3, l2, e2[w]);
+        e3[w] = fmadd(u3, l3, e3[w]);
+      }
+    }
+    // the small triangle k ∈ [j, j+3) of the block, row by row (as in natural_row_u)
+    T* const sums[4][4] = {{a0, a1, a2, a3}, {b0, b1, b2, b3}, {c0, c1, c2, c3}, {e0, e1, e2, e3}};
+    for (int r = 0; r < 4; ++r) {
+      const T* Cr = Ci[r];
+      T* Urr = Ur[r];
+      T *s0 = sums[r][0], *s1 = sums[r][1], *s2 = sums[r][2], *s3 = sums[r][3];
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
+        const T u0 = Cr[j * W + w] - s0[w];
+        s1[w] = fmadd(u0, C1[j * W + w], s1[w]);
+        s2[w] = fmadd(u0, C2[j * W + w], s2[w]);
+        s3[w] = fmadd(u0, C3[j * W + w], s3[w]);
+        const T u1 = Cr[(j + 1) * W + w] - s1[w];
+        s2[w] = fmadd(u1, C2[(j + 1) * W + w], s2[w]);
+        s3[w] = fmadd(u1, C3[(j + 1) * W + w], s3[w]);
+        const T u2 = Cr[(j + 2) * W + w] - s2[w];
+        s3[w] = fmadd(u2, C3[(j + 2) * W + w], s3[w]);
+        const T u3 = Cr[(j + 3) * W + w] - s3[w];
+        Urr[j * W + w] = u0;
+        Urr[(j + 1) * W + w] = u1;
+        Urr[(j + 2) * W + w] = u2;
+        Urr[(j + 3) * W + w] = u3;
+      }
+    }
+  }
+  for (; j < jend; ++j) natural_column_u<T, W>(C, N, Ci, Ur, 4, j);
+}
+
 // LDLᵀ without pivoting of W problems at once, in the interleaved ("compact") layout: entry
 // (i, j) of problem w is C[(i·N + j)·W + w], so each step below is one SIMD operation across
 // the W problems (W = 1 is the ordinary row-major layout). The lower triangle of C holds the W
@@ -250,7 +343,7 @@ void natural_row_u(const T* C, index_t N, const T* Ci0, const T* Ci1, T* U0, T* 
 // what was cancelled to form it, max(max|K|, Σₖ |uₖ Lᵢₖ|), and growth g = maxᵢ Σₖ Lᵢₖ²|dₖ| at
 // most ‖K‖∞·pivot_growth(); flags[w] is the record's kRefine flag (see natural_flags). Lanes
 // that fail go on computing garbage that the caller ignores (it refactors them with pivoting).
-// U is 3N×W scratch.
+// U is 5N×W scratch.
 template <class T, int W>
 void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const T* knorm, T* U,
                           bool* ok, T* flags) {
@@ -267,7 +360,7 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const
   // per pivot (rd holds 1/dⱼ) instead of one per entry, as LAPACK's xPOTF2 scales by 1/ℓⱼⱼ:
   // dividing cost as much as all the multiply-adds at n + m = 40 (perf). The sums run in two
   // interleaved halves (even and odd j) so that consecutive additions do not wait on each other.
-  T* rd = U + 2 * N * W;
+  T* rd = U + 4 * N * W;
   auto finish_row = [&](index_t i, T* Ci, const T* Ui) {
     T s0[W] = {}, s1[W] = {}, c0[W] = {}, c1[W] = {};
     index_t j = 0;
@@ -306,35 +399,49 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const
       cancel[w] = std::max(cancel[w], cancelled / std::abs(di));
     }
   };
+  // Rows i and i+1 from their u-values for the columns j < i: row i is finished, the last
+  // column of row i+1 uses it, and row i+1 is finished.
+  auto finish_pair = [&](index_t i, T* Ci, T* Ci1, T* U0, T* U1) {
+    finish_row(i, Ci, U0);
+    T t0[W] = {}, t1[W] = {};  // even and odd k, as in finish_row
+    index_t k = 0;
+    for (; k + 2 <= i; k += 2)
+#pragma omp simd
+      for (int w = 0; w < W; ++w) {
+        t0[w] = fmadd(U1[k * W + w], Ci[k * W + w], t0[w]);
+        t1[w] = fmadd(U1[(k + 1) * W + w], Ci[(k + 1) * W + w], t1[w]);
+      }
+    if (k < i)
+#pragma omp simd
+      for (int w = 0; w < W; ++w) t0[w] = fmadd(U1[k * W + w], Ci[k * W + w], t0[w]);
+#pragma omp simd
+    for (int w = 0; w < W; ++w) U1[i * W + w] = Ci1[i * W + w] - (t0[w] + t1[w]);
+    finish_row(i + 1, Ci1, U1);
+  };
   // Rows two at a time: both rows' u-values for the columns j < i read the same finished rows
-  // of L, so each load of Lⱼₖ feeds two FMAs (and each load of uₖ four); then row i is
-  // finished, the last column of row i+1 uses it, and row i+1 is finished. The order of every
-  // sum is fixed by N alone, the same for W = 1 and for W lanes.
+  // of L, so each load of Lⱼₖ feeds two FMAs (and each load of uₖ four). Where there are 32
+  // vector registers, four rows at a time (each load of Lⱼₖ feeds four FMAs: half the traffic
+  // through the caches, which is what limits n + m ≳ 100), finished as two pairs, with the two
+  // columns between the pairs computed in between. Every sum runs in the same order either
+  // way: the order is fixed by N alone, the same for W = 1 and for W lanes, two rows or four.
   index_t i = 0;
   while (i < N) {
-    if (i + 1 < N) {
-      T* Ci = C + i * N * W;
+    T* Ci = C + i * N * W;
+    if (kFourRows && W > 1 && i + 3 < N) {
+      T* Cr[4] = {Ci, Ci + N * W, Ci + 2 * N * W, Ci + 3 * N * W};
+      T* Ur[4] = {U, U + N * W, U + 2 * N * W, U + 3 * N * W};
+      natural_row_u4<T, W>(C, N, Cr, Ur, i);
+      finish_pair(i, Cr[0], Cr[1], Ur[0], Ur[1]);
+      natural_column_u<T, W>(C, N, Cr + 2, Ur + 2, 2, i);
+      natural_column_u<T, W>(C, N, Cr + 2, Ur + 2, 2, i + 1);
+      finish_pair(i + 2, Cr[2], Cr[3], Ur[2], Ur[3]);
+      i += 4;
+    } else if (i + 1 < N) {
       T* Ci1 = Ci + N * W;
       natural_row_u<T, W, 2>(C, N, Ci, Ci1, U, U + N * W, i);
-      finish_row(i, Ci, U);
-      T* U1 = U + N * W;
-      T t0[W] = {}, t1[W] = {};  // even and odd k, as in finish_row
-      index_t k = 0;
-      for (; k + 2 <= i; k += 2)
-#pragma omp simd
-        for (int w = 0; w < W; ++w) {
-          t0[w] = fmadd(U1[k * W + w], Ci[k * W + w], t0[w]);
-          t1[w] = fmadd(U1[(k + 1) * W + w], Ci[(k + 1) * W + w], t1[w]);
-        }
-      if (k < i)
-#pragma omp simd
-        for (int w = 0; w < W; ++w) t0[w] = fmadd(U1[k * W + w], Ci[k * W + w], t0[w]);
-#pragma omp simd
-      for (int w = 0; w < W; ++w) U1[i * W + w] = Ci1[i * W + w] - (t0[w] + t1[w]);
-      finish_row(i + 1, Ci1, U1);
+      finish_pair(i, Ci, Ci1, U, U + N * W);
       i += 2;
     } else {
-      T* Ci = C + i * N * W;
       natural_row_u<T, W, 1>(C, N, Ci, Ci, U, U, i);
       finish_row(i, Ci, U);
       i += 1;
@@ -459,7 +566,7 @@ void solve_natural_lanes(const T* C, const T* d, index_t N, T* y) {
 }
 
 // LDLᵀ without pivoting of one KKT matrix, in place on F.L (see factor_natural_lanes); returns
-// false when it gives up. `u` is 3N scalars of scratch.
+// false when it gives up. `u` is 5N scalars of scratch.
 template <class T>
 bool factor_natural(Factor<T> F, index_t n, T kmax, T knorm, T* u) {
   bool ok = false;
