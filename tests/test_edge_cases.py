@@ -175,6 +175,42 @@ def test_negative_and_non_unit_strides():
     _check(np.swapaxes(Q, -1, -2), q, A, c)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_large_system_layout_does_not_change_the_bits(dtype):
+    """n + m ≥ 176 (the tiled kernel, whose assembly reads Q in blocks with register transposes
+    where rows are contiguous): C order, Fortran order, a transposed view and a strided view of
+    the same Q give the same bits, and agree with the reference. n = 187 leaves rows past the
+    last whole block."""
+    Q, q, A, c = random_qp(2, 187, 13, seed=40, dtype=dtype)
+    S = np.triu(np.ones((187, 187), dtype), 1)
+    Q = Q + 0.01 * (S - S.T)  # not symmetric: both triangles matter
+    z, lam = _check(Q, q, A, c, rtol=1e-11 if dtype == np.float64 else 1e-3)
+    big = np.zeros((2, 2 * 187, 3 * 187), dtype)
+    big[:, ::2, ::3] = Q
+    for Qv in (np.asfortranarray(Q), np.swapaxes(np.swapaxes(Q, -1, -2).copy(), -1, -2),
+               big[:, ::2, ::3]):  # fmt: skip
+        z2, lam2 = fastkkt.solve(Qv, q, np.asfortranarray(A), c, return_multipliers=True)
+        np.testing.assert_array_equal(z2, z)
+        np.testing.assert_array_equal(lam2, lam)
+
+
+@pytest.mark.parametrize(("where", "name"), [((5, 3), "Q"), ((150, 20), "Q"), ((186, 186), "Q"),
+                                             ((185, 2), "Q"), (None, "A")])  # fmt: skip
+def test_large_system_non_finite_input_is_named(where, name):
+    """NaN anywhere in Q of a large system — inside a block, in a diagonal block, in the rows
+    past the last whole block — or in A is reported as such (and solved as given without the
+    check)."""
+    Q, q, A, c = random_qp((), 187, 13, seed=41)
+    if where is None:
+        A[4, 100] = np.nan
+    else:
+        Q[where] = np.nan
+    with pytest.raises(ValueError, match=name):
+        fastkkt.solve(Q, q, A, c)
+    z, _, info = fastkkt.solve_ex(Q, q, A, c, check_finite=False)
+    assert np.isnan(z).any() or info != 0
+
+
 @pytest.mark.parametrize("dtype", [">f8", ">f4"])
 def test_non_native_byte_order(dtype):
     Q, q, A, c = random_qp(5, 6, 3, seed=10, dtype=np.dtype(dtype).newbyteorder("=").type)
