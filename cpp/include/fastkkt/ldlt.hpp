@@ -660,11 +660,11 @@ void solve_lower_transpose_right(const T* G, index_t ldg, T* X, index_t ldx, ind
 // has one sign sₜ. A right-looking tiled Cholesky with signs, for k = 0, 1, …:
 //     G_kk = chol(s_k · K_kk)                       (Eigen's LLT on the tile)
 //     G_ik = s_k · K_ik G_kk⁻ᵀ            i > k      (triangular solves, one per tile)
-//     K_ij ← K_ij − s_k · G_ik G_jkᵀ      k < j ≤ i  (matrix products, one per tile)
-// The solves of one step, and the products of one step, are independent and are shared among
-// `nthreads` threads. Every tile receives the same operations in the same order (k ascending,
-// tiles of a fixed size) whatever the number of threads, so the factorization is bitwise the
-// same for any thread count. Q positive definite makes every s_k·K_kk positive definite; when
+//     K_ij ← K_ij − s_k · G_ik G_jkᵀ      k < j ≤ i  (matrix products, one per tile row)
+// The solves of one step, and the tile rows of one step's products, are independent and are
+// shared among `nthreads` threads. Every tile receives the same operations in the same order
+// (k ascending, tiles and tile rows of a fixed size) whatever the number of threads, so the
+// factorization is bitwise the same for any thread count. Q positive definite makes every s_k·K_kk positive definite; when
 // one is not, the natural order gives up (returns false) as factor_natural does.
 template <class T>
 bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm, int nthreads = 1) {
@@ -699,21 +699,22 @@ bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm, int nthread
                                   N, size(i), size(k));
       if (neg) Gik *= T(-1);
     }
-    // the trailing tiles (i, j), k < j ≤ i < nt, numbered row by row
-    const index_t r = nt - k - 1;
+    // the trailing tiles (i, j), k < j ≤ i < nt, a tile row at a time (longest first): tiles
+    // k+1 … i−1 of row i in one product, so that Eigen packs G_ik once per row rather than once
+    // per tile (3–6% of the whole solve at n + m ≥ 640), and the diagonal tile by rankUpdate
 #pragma omp for schedule(dynamic, 1)
-    for (index_t p = 0; p < r * (r + 1) / 2; ++p) {
-      index_t i = k + 1, q = p;  // row i holds the i − k tiles j = k+1 … i
-      for (; q >= i - k; ++i) q -= i - k;
-      const index_t j = k + 1 + q;
-      if (i == j) {
-        tile(i, i).template selfadjointView<Eigen::Lower>().rankUpdate(tile(i, k),
-                                                                       neg ? T(1) : T(-1));
-      } else if (neg) {
-        tile(i, j).noalias() += tile(i, k) * tile(j, k).transpose();
-      } else {
-        tile(i, j).noalias() -= tile(i, k) * tile(j, k).transpose();
+    for (index_t i = nt - 1; i > k; --i) {
+      if (i > k + 1) {
+        const index_t c0 = start(k + 1), w = start(i) - c0;
+        auto Ci = K.block(start(i), c0, size(i), w);
+        auto Gj = K.block(c0, start(k), w, size(k));
+        if (neg)
+          Ci.noalias() += tile(i, k) * Gj.transpose();
+        else
+          Ci.noalias() -= tile(i, k) * Gj.transpose();
       }
+      tile(i, i).template selfadjointView<Eigen::Lower>().rankUpdate(tile(i, k),
+                                                                     neg ? T(1) : T(-1));
     }
   }
   if (failed) return false;
