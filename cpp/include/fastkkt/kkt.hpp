@@ -35,7 +35,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
+#include <new>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "fastkkt/interleave.hpp"
@@ -99,11 +102,36 @@ T quiet_nan() {
 // Right-hand sides solved together with one shared factorization, in SIMD registers' worth.
 constexpr index_t kSharedRhs = 4;
 
+// std::allocator that leaves the elements of a resized vector uninitialized (default- rather
+// than value-initialized): for the large scratch buffers below, which every kernel writes before
+// it reads them. Zeroing them cost ~2% of a call at n + m = 640 (perf: memset).
+template <class T>
+struct uninitialized_allocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = uninitialized_allocator<U>;
+  };
+  uninitialized_allocator() = default;
+  template <class U>
+  uninitialized_allocator(const uninitialized_allocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+template <class T>
+using scratch = std::vector<T, uninitialized_allocator<T>>;
+
 // Per-thread scratch: one record plus vectors of length N. Sized once per call.
 template <class T>
 struct Workspace {
   index_t N = 0;
-  std::vector<T> rec, sq, u, w1, w2, b, x, xprev, y;  // sq: N×N work buffer of a factorization
+  scratch<T> rec, sq;  // a record, and the N×N work buffer of a factorization
+  std::vector<T> u, w1, w2, b, x, xprev, y;
   std::vector<acc_t<T>> r;
   std::vector<unsigned char> seen;  // for valid_record
   // factorization held in `rec`: for which (Q, A) and with which status
@@ -116,7 +144,8 @@ struct Workspace {
 
   // interleaved buffers of W = lanes<T>() problems (see factor_natural_lanes), and kSharedRhs·W
   // right-hand sides of one shared factorization (solve_shared_plain)
-  std::vector<T> C, Cd, CU, Cy, Cr;
+  scratch<T> C;
+  std::vector<T> Cd, CU, Cy, Cr;
 
   explicit Workspace(index_t N_, bool with_record, bool interleaved = false)
       : N(N_),
