@@ -155,6 +155,16 @@ void factorize_t(const py::array& Q, const py::array& A, py::array& records, py:
   });
 }
 
+// Stored factorizations as a Strided view over `batch`: one contiguous record of size N each.
+template <class T>
+fastkkt::Strided<T> record_view(const py::array& records, const fastkkt::BatchShape& batch,
+                                index_t N) {
+  const auto R = strided<T>(records, batch, 1, "records");
+  if (records.shape(batch.ndim) != fastkkt::record_size(N) || R.s0 != 1)
+    throw std::invalid_argument("records: wrong record layout");
+  return R;
+}
+
 template <class T>
 void solve_factored_t(const py::array& records, const py::array& finfo, const py::array& Q,
                       const py::array& q, const py::array& A, const py::array& c, py::array& z,
@@ -162,9 +172,7 @@ void solve_factored_t(const py::array& records, const py::array& finfo, const py
   const auto P = problem<T>(Q, &q, A, &c, check_finite);
   const index_t B = P.batch.size(), N = P.n + P.m;
   if (B == 0) return;  // an empty array may report any strides
-  const auto R = strided<T>(records, P.batch, 1, "records");
-  if (records.shape(P.batch.ndim) != fastkkt::record_size(N) || R.s0 != 1)
-    throw std::invalid_argument("records: wrong record layout");
+  const auto R = record_view<T>(records, P.batch, N);
   const auto I = strided<std::int32_t>(finfo, P.batch, 0, "finfo");
   T* zp = out_ptr<T>(z, "z", B * P.n);
   T* lp = out_ptr<T>(lam, "lam", B * P.m);
@@ -212,9 +220,7 @@ void backward_t(const py::array& records, const py::array& finfo, const py::arra
     throw std::invalid_argument("z, lam, info: do not match Q and A");
   if (B == 0) return;
   const index_t N = n + m;
-  const auto R = strided<T>(records, P.batch, 1, "records");
-  if (records.shape(P.batch.ndim) != fastkkt::record_size(N) || R.s0 != 1)
-    throw std::invalid_argument("records: wrong record layout");
+  const auto R = record_view<T>(records, P.batch, N);
   const auto I = strided<std::int32_t>(finfo, P.batch, 0, "finfo");
   T* dzp = out_ptr<T>(dz, "dz", B * n);
   T* gcp = out_ptr<T>(gc, "gc", B * m);

@@ -180,6 +180,37 @@ struct ElementQA {
   index_t As0, As1;
 };
 
+// The rest of `assemble` and `assemble_wide` once the rows of Q are in K: the rows of A, with
+// their absolute values into the row sums (chk and mx carry on from Q), the zero block, the
+// finiteness check of A, and max|Kᵢⱼ| and ‖K‖∞.
+template <class T>
+Status assemble_constraints(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* K,
+                            T* rowsum, T chk, T mx, T& kmax, T& knorm) {
+  const index_t N = n + m;
+  for (index_t k = 0; k < m; ++k) {
+    T* Kk = K + (n + k) * N;
+    const T* Ak = e.A + k * e.As0;
+    T rk = 0;
+    for (index_t j = 0; j < n; ++j) {
+      const T a = Ak[j * e.As1];
+      chk += a - a;
+      Kk[j] = a;
+      const T aa = std::abs(a);
+      mx = std::max(mx, aa);
+      rk += aa;
+      rowsum[j] += aa;
+    }
+    rowsum[n + k] = rk;
+    for (index_t j = n; j <= n + k; ++j) Kk[j] = 0;
+  }
+  if (check_finite && chk != 0) return kNonFiniteA;
+  T nrm = 0;
+  for (index_t i = 0; i < N; ++i) nrm = std::max(nrm, rowsum[i]);
+  kmax = mx;
+  knorm = nrm;
+  return kSolved;
+}
+
 // K into the lower triangle of the record's N×N block; returns kSolved or a kNonFinite code.
 // sym(Q)ᵢⱼ is formed as ½Qᵢⱼ + ½Qⱼᵢ, which cannot overflow; it is finite iff both entries are,
 // so one running sum of (x − x) — 0 for finite x, NaN otherwise — checks finiteness.
@@ -230,28 +261,7 @@ Status assemble(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, 
     }
   }
   if (check_finite && chk != 0) return kNonFiniteQ;  // NaN != 0
-  for (index_t k = 0; k < m; ++k) {
-    T* Kk = K + (n + k) * N;
-    const T* Ak = e.A + k * e.As0;
-    T rk = 0;
-    for (index_t j = 0; j < n; ++j) {
-      const T a = Ak[j * e.As1];
-      chk += a - a;
-      Kk[j] = a;
-      const T aa = std::abs(a);
-      mx = std::max(mx, aa);
-      rk += aa;
-      rowsum[j] += aa;
-    }
-    rowsum[n + k] = rk;
-    for (index_t j = n; j <= n + k; ++j) Kk[j] = 0;
-  }
-  if (check_finite && chk != 0) return kNonFiniteA;
-  T nrm = 0;
-  for (index_t i = 0; i < N; ++i) nrm = std::max(nrm, rowsum[i]);
-  kmax = mx;
-  knorm = nrm;
-  return kSolved;
+  return assemble_constraints(e, n, m, check_finite, K, rowsum, chk, mx, kmax, knorm);
 }
 
 // `assemble` for the large systems of the tiled factorization (N ≥ kBlockedFrom), where no
@@ -362,28 +372,7 @@ Status assemble_wide(const ElementQA<T>& e, index_t n, index_t m, bool check_fin
     mx1 = std::max(mx1, mx[c]);
   }
   if (check_finite && chk1 != 0) return kNonFiniteQ;  // NaN != 0
-  for (index_t k = 0; k < m; ++k) {
-    T* Kk = K + (n + k) * N;
-    const T* Ak = e.A + k * e.As0;
-    T rk = 0;
-    for (index_t j = 0; j < n; ++j) {
-      const T v = Ak[j * e.As1];
-      Kk[j] = v;
-      chk1 += v - v;
-      const T av = std::abs(v);
-      mx1 = std::max(mx1, av);
-      rk += av;
-      rowsum[j] += av;
-    }
-    rowsum[n + k] = rk;
-    for (index_t j = n; j <= n + k; ++j) Kk[j] = 0;
-  }
-  if (check_finite && chk1 != 0) return kNonFiniteA;
-  T nrm = 0;
-  for (index_t i = 0; i < N; ++i) nrm = std::max(nrm, rowsum[i]);
-  kmax = mx1;
-  knorm = nrm;
-  return kSolved;
+  return assemble_constraints(e, n, m, check_finite, K, rowsum, chk1, mx1, kmax, knorm);
 }
 
 template <class T>

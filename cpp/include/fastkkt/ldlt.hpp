@@ -188,6 +188,31 @@ constexpr bool kFourRows = true;
 constexpr bool kFourRows = false;
 #endif
 
+// The small triangle k ∈ [j, j+3) of a four-column block for one row (Ci, into Ur): with sₜ
+// holding Σ_{k<j} uₖ L_{j+t,k} for t = 0 … 3, each uⱼ₊ₜ = Kᵢ,ⱼ₊ₜ − sₜ is formed and added into
+// the sums of the columns after it, so every sum stays in the order k = 0, 1, ….
+template <class T, int W>
+void block_triangle(const T* Ci, const T* C1, const T* C2, const T* C3, index_t j, T* s0, T* s1,
+                    T* s2, T* s3, T* Ur) {
+#pragma omp simd
+  for (int w = 0; w < W; ++w) {
+    const T u0 = Ci[j * W + w] - s0[w];
+    s1[w] = fmadd(u0, C1[j * W + w], s1[w]);
+    s2[w] = fmadd(u0, C2[j * W + w], s2[w]);
+    s3[w] = fmadd(u0, C3[j * W + w], s3[w]);
+    const T u1 = Ci[(j + 1) * W + w] - s1[w];
+    s2[w] = fmadd(u1, C2[(j + 1) * W + w], s2[w]);
+    s3[w] = fmadd(u1, C3[(j + 1) * W + w], s3[w]);
+    const T u2 = Ci[(j + 2) * W + w] - s2[w];
+    s3[w] = fmadd(u2, C3[(j + 2) * W + w], s3[w]);
+    const T u3 = Ci[(j + 3) * W + w] - s3[w];
+    Ur[j * W + w] = u0;
+    Ur[(j + 1) * W + w] = u1;
+    Ur[(j + 2) * W + w] = u2;
+    Ur[(j + 3) * W + w] = u3;
+  }
+}
+
 // The u-values of R = 1 or 2 rows (Ci0, Ci1 of the interleaved C, into U0, U1) for the
 // columns j < jend:  uⱼ = Kᵢⱼ − Σ_{k<j} uₖ Lⱼₖ, summed over k in order. Four columns at a time
 // share each load of uₖ, and with R = 2 each load of Lⱼₖ serves both rows.
@@ -220,47 +245,12 @@ void natural_row_u(const T* C, index_t N, const T* Ci0, const T* Ci1, T* U0, T* 
       }
     }
     // the small triangle k ∈ [j, j+3) of the block, row by row
-    for (int r = 0; r < R; ++r) {
-      const T* Ci = r == 0 ? Ci0 : Ci1;
-      T* Ur = r == 0 ? U0 : U1;
-      T* s0 = r == 0 ? a0 : b0;
-      T* s1 = r == 0 ? a1 : b1;
-      T* s2 = r == 0 ? a2 : b2;
-      T* s3 = r == 0 ? a3 : b3;
-#pragma omp simd
-      for (int w = 0; w < W; ++w) {
-        const T u0 = Ci[j * W + w] - s0[w];
-        s1[w] = fmadd(u0, C1[j * W + w], s1[w]);
-        s2[w] = fmadd(u0, C2[j * W + w], s2[w]);
-        s3[w] = fmadd(u0, C3[j * W + w], s3[w]);
-        const T u1 = Ci[(j + 1) * W + w] - s1[w];
-        s2[w] = fmadd(u1, C2[(j + 1) * W + w], s2[w]);
-        s3[w] = fmadd(u1, C3[(j + 1) * W + w], s3[w]);
-        const T u2 = Ci[(j + 2) * W + w] - s2[w];
-        s3[w] = fmadd(u2, C3[(j + 2) * W + w], s3[w]);
-        const T u3 = Ci[(j + 3) * W + w] - s3[w];
-        Ur[j * W + w] = u0;
-        Ur[(j + 1) * W + w] = u1;
-        Ur[(j + 2) * W + w] = u2;
-        Ur[(j + 3) * W + w] = u3;
-      }
-    }
+    block_triangle<T, W>(Ci0, C1, C2, C3, j, a0, a1, a2, a3, U0);
+    if (R == 2) block_triangle<T, W>(Ci1, C1, C2, C3, j, b0, b1, b2, b3, U1);
   }
-  for (; j < jend; ++j) {
-    const T* Cj = C + j * N * W;
-    T a[W] = {}, b[W] = {};
-    for (index_t k = 0; k < j; ++k)
-#pragma omp simd
-      for (int w = 0; w < W; ++w) {
-        a[w] = fmadd(U0[k * W + w], Cj[k * W + w], a[w]);
-        if (R == 2) b[w] = fmadd(U1[k * W + w], Cj[k * W + w], b[w]);
-      }
-#pragma omp simd
-    for (int w = 0; w < W; ++w) {
-      U0[j * W + w] = Ci0[j * W + w] - a[w];
-      if (R == 2) U1[j * W + w] = Ci1[j * W + w] - b[w];
-    }
-  }
+  const T* Ci[2] = {Ci0, Ci1};
+  T* Ur[2] = {U0, U1};
+  for (; j < jend; ++j) natural_column_u<T, W>(C, N, Ci, Ur, R, j);
 }
 
 // natural_row_u for four rows at once (Ci[r], into Ur[r]): each load of Lⱼₖ serves four rows
@@ -303,30 +293,11 @@ void natural_row_u4(const T* C, index_t N, const T* const* Ci, T* const* Ur, ind
         e3[w] = fmadd(u3, l3, e3[w]);
       }
     }
-    // the small triangle k ∈ [j, j+3) of the block, row by row (as in natural_row_u)
-    T* const sums[4][4] = {{a0, a1, a2, a3}, {b0, b1, b2, b3}, {c0, c1, c2, c3}, {e0, e1, e2, e3}};
-    for (int r = 0; r < 4; ++r) {
-      const T* Cr = Ci[r];
-      T* Urr = Ur[r];
-      T *s0 = sums[r][0], *s1 = sums[r][1], *s2 = sums[r][2], *s3 = sums[r][3];
-#pragma omp simd
-      for (int w = 0; w < W; ++w) {
-        const T u0 = Cr[j * W + w] - s0[w];
-        s1[w] = fmadd(u0, C1[j * W + w], s1[w]);
-        s2[w] = fmadd(u0, C2[j * W + w], s2[w]);
-        s3[w] = fmadd(u0, C3[j * W + w], s3[w]);
-        const T u1 = Cr[(j + 1) * W + w] - s1[w];
-        s2[w] = fmadd(u1, C2[(j + 1) * W + w], s2[w]);
-        s3[w] = fmadd(u1, C3[(j + 1) * W + w], s3[w]);
-        const T u2 = Cr[(j + 2) * W + w] - s2[w];
-        s3[w] = fmadd(u2, C3[(j + 2) * W + w], s3[w]);
-        const T u3 = Cr[(j + 3) * W + w] - s3[w];
-        Urr[j * W + w] = u0;
-        Urr[(j + 1) * W + w] = u1;
-        Urr[(j + 2) * W + w] = u2;
-        Urr[(j + 3) * W + w] = u3;
-      }
-    }
+    // the small triangle k ∈ [j, j+3) of the block, row by row
+    block_triangle<T, W>(Ci[0], C1, C2, C3, j, a0, a1, a2, a3, Ur[0]);
+    block_triangle<T, W>(Ci[1], C1, C2, C3, j, b0, b1, b2, b3, Ur[1]);
+    block_triangle<T, W>(Ci[2], C1, C2, C3, j, c0, c1, c2, c3, Ur[2]);
+    block_triangle<T, W>(Ci[3], C1, C2, C3, j, e0, e1, e2, e3, Ur[3]);
   }
   for (; j < jend; ++j) natural_column_u<T, W>(C, N, Ci, Ur, 4, j);
 }
