@@ -17,7 +17,16 @@ LEVELS = ("avx512", "avx2", "baseline")
 
 def load(requested: str | None = None) -> ModuleType:
     """Import the core module for `requested` (default: $FASTKKT_ARCH, else the CPU's best)."""
-    baseline = importlib.import_module("fastkkt._core_baseline")
+    built = []
+    for level in reversed(LEVELS):  # baseline first; a development build may hold one level only
+        try:
+            built.append(importlib.import_module(f"fastkkt._core_{level}"))
+        except ImportError:
+            continue
+        break
+    if not built:
+        raise ImportError("fastkkt: no compiled core found (build with `pip install .`)")
+    baseline = built[0]
     cpu = baseline.cpu_level()
     want = (requested or os.environ.get("FASTKKT_ARCH", "")).strip().lower() or cpu
     if want not in LEVELS:
