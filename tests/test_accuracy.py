@@ -1,13 +1,16 @@
-"""Accuracy against LAPACK, and status on clearly singular / clearly saddle problems.
+"""Backward stability, and status on clearly singular / clearly saddle problems.
 
 For each family of hard problems, in float64 and in float32, every element's normwise backward
-error (fastkkt.testing.kkt_residual) must be no worse than that of LAPACK's symmetric
-indefinite solver (xSYSV, Bunch–Kaufman, via ``scipy.linalg.solve(K, b, assume_a="sym")`` in
-the same precision) up to a small factor:
+error (fastkkt.testing.kkt_residual, measured with compensated arithmetic and elementwise
+operations only, so the same under every BLAS) must be at most a small multiple of the unit
+roundoff of the dtype:
 
-    berr_fastkkt <= max(4 · berr_lapack, 4 · eps)        for every element fastkkt solved.
+    berr_fastkkt <= 4 · eps        for every element fastkkt solved.
 
-Run ``python tests/test_accuracy.py`` to print the table of max / median backward errors.
+The verdict depends on fastkkt's results alone: LAPACK's symmetric indefinite solver (xSYSV,
+Bunch–Kaufman, via ``scipy.linalg.solve(K, b, assume_a="sym")``) is the yardstick of the table
+that ``python tests/test_accuracy.py`` prints, not of the test, since its backward error moves
+with the LAPACK build (a bound of max(4·berr_lapack, 4·eps) passed or failed by build).
 """
 
 from __future__ import annotations
@@ -84,23 +87,11 @@ FAMILIES = {
 }
 DTYPES = [np.float64, np.float32]
 
-# Rows of the sweep that fail today, each a bug reported to the lead (strict: the marker must
-# go when the bug is fixed).
-KNOWN_BAD = {
-    ("nearly dependent A rows,N=80", "float64"): "one element with |λ| ≈ 3e12 (cond(K) "
-    "beyond 1e16): pivoted and refined in working precision, its backward error stays at "
-    "1.2e-15, 5.5× LAPACK's 2e-16 (refinement with an extra-precise residual would close it)",
-}
-
 
 def _sweep_params():
     for family in FAMILIES:
         for dtype in DTYPES:
-            key = (family, np.dtype(dtype).name)
-            marks = (
-                [pytest.mark.xfail(strict=True, reason=KNOWN_BAD[key])] if key in KNOWN_BAD else []
-            )
-            yield pytest.param(family, dtype, marks=marks, id=f"{family}-{key[1]}")
+            yield pytest.param(family, dtype, id=f"{family}-{np.dtype(dtype).name}")
 
 
 def _lapack(Q, q, A, c):
@@ -119,20 +110,19 @@ def _lapack(Q, q, A, c):
     return x[..., :n], x[..., n:]
 
 
-def measure(family: str, dtype):
-    """(berr of fastkkt, berr of LAPACK, info) over the family's batch."""
+def measure(family: str, dtype, lapack: bool = True):
+    """(berr of fastkkt, berr of LAPACK or None, info) over the family's batch."""
     Q, q, A, c = (x.astype(dtype) for x in FAMILIES[family](dtype))
     z, lam, info = fastkkt.solve_ex(Q, q, A, c)
-    zl, laml = _lapack(Q, q, A, c)
     with np.errstate(all="ignore"):
         berr = kkt_residual(Q, q, A, c, z, lam)
-        berr_l = kkt_residual(Q, q, A, c, zl, laml)
+        berr_l = kkt_residual(Q, q, A, c, *_lapack(Q, q, A, c)) if lapack else None
     return berr, berr_l, info
 
 
 @pytest.mark.parametrize(("family", "dtype"), list(_sweep_params()))
-def test_backward_error_no_worse_than_lapack(family, dtype):
-    berr, berr_l, info = measure(family, dtype)
+def test_backward_error_is_a_few_eps(family, dtype):
+    berr, _, info = measure(family, dtype, lapack=False)
     eps = np.finfo(dtype).eps
     # Every family is a well-posed strict minimum: never status 2. In float64 every element
     # must be solved; in float32 the most ill-conditioned ones may be called singular.
@@ -144,12 +134,8 @@ def test_backward_error_no_worse_than_lapack(family, dtype):
         _, _, info_ref = reference.solve_ex(*(x.astype(dtype) for x in FAMILIES[family](dtype)))
         np.testing.assert_array_equal(info_ref, 1)
         return
-    bound = np.maximum(FACTOR * np.nan_to_num(berr_l[ok], nan=np.inf), FACTOR * eps)
-    worst = np.argmax(berr[ok] / bound)
-    assert np.all(berr[ok] <= bound), (
-        f"{family} {np.dtype(dtype)}: backward error {berr[ok][worst]:.3g} vs LAPACK "
-        f"{berr_l[ok][worst]:.3g}"
-    )
+    worst = berr[ok].max()
+    assert worst <= FACTOR * eps, f"{family} {np.dtype(dtype)}: backward error {worst:.3g}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ struct Workspace {
   index_t N = 0;
   scratch<T> rec, sq;  // a record, and the N×N work buffer of a factorization
   std::vector<T> u, w1, w2, b, x, xprev, y;
-  std::vector<acc_t<T>> r;
+  std::vector<acc_t<T>> r, rlo;     // a residual; its trailing parts (kkt_residual)
   std::vector<unsigned char> seen;  // for valid_record
   // factorization held in `rec`: for which (Q, A) and with which status
   const T* Qp = nullptr;
@@ -159,6 +159,7 @@ struct Workspace {
         xprev(N_),
         y(N_),
         r(N_),
+        rlo(N_),
         seen(N_) {
     if (interleaved) {
       const index_t W = lanes<T>();
@@ -395,30 +396,84 @@ Status factor_element(const ElementQA<T>& e, index_t n, index_t m, bool check_fi
   return kSolved;
 }
 
-// r = b − K x in acc_t<T>, with K formed on the fly from the original Q and A; returns ‖r‖∞.
+// Compensated accumulation (Ogita, Rump & Oishi, "Accurate sum and dot product", SIAM J. Sci.
+// Comput. 26(6), 2005: Dot2 with the FMA form of TwoProduct): a running sum s + e to which
+// a·b is added as if in twice the working precision, so the result is as accurate as if it
+// were computed in twice the working precision and then rounded.
+template <class T>
+struct Compensated {
+  T s = 0, e = 0;
+  void sub_product(T a, T b) {  // s + e −= a·b
+    const T p = a * b;
+    const T pe = std::fma(a, b, -p);  // a·b = p + pe exactly
+    const T t = s - p;                // TwoSum(s, −p) = t + te exactly
+    const T bv = t - s;
+    const T te = (s - (t - bv)) + (-p - bv);
+    s = t;
+    e += te - pe;
+  }
+  T value() const { return s + e; }
+};
+
+// r = b − K x, with K formed on the fly from the original Q and A; returns ‖r‖∞. For float32 the
+// residual is accumulated in double (every product of two floats is exact there); for double it
+// is accumulated in twice the working precision (Compensated), so refinement converges to a
+// backward error of about ε even where cond(K) is far beyond 1/ε (Higham, "Accuracy and Stability
+// of Numerical Algorithms", §12.1: refinement with an extra-precise residual).
 template <class T>
 acc_t<T> kkt_residual(const ElementQA<T>& e, index_t n, index_t m, const T* b, const T* x,
-                      acc_t<T>* r) {
+                      acc_t<T>* r, acc_t<T>* rlo) {
   using Acc = acc_t<T>;
-  for (index_t i = 0; i < n + m; ++i) r[i] = b[i];
   const T* z = x;
   const T* lam = x + n;
-  for (index_t i = 0; i < n; ++i) {
-    // ½(Qᵢⱼ + Qⱼᵢ) zⱼ summed over j, read as Qᵢⱼ contributions to rows i and j
-    for (index_t j = 0; j < n; ++j) {
-      const Acc h = Acc(0.5) * Acc(e.Q[i * e.Qs0 + j * e.Qs1]);
-      r[i] -= h * Acc(z[j]);
-      r[j] -= h * Acc(z[i]);
+  if constexpr (std::is_same_v<T, double>) {
+    // ½(Qᵢⱼ + Qⱼᵢ) zⱼ summed over j, read as Qᵢⱼ contributions to rows i and j (½Qᵢⱼ is exact);
+    // r holds the leading parts of the sums, rlo their trailing parts
+    auto sub = [r, rlo](index_t i, double a, double y) {
+      Compensated<double> acc{r[i], rlo[i]};
+      acc.sub_product(a, y);
+      r[i] = acc.s;
+      rlo[i] = acc.e;
+    };
+    for (index_t i = 0; i < n + m; ++i) {
+      r[i] = b[i];
+      rlo[i] = 0;
     }
-  }
-  for (index_t k = 0; k < m; ++k) {
-    Acc s = 0;
-    for (index_t j = 0; j < n; ++j) {
-      const Acc a = Acc(e.A[k * e.As0 + j * e.As1]);
-      r[j] -= a * Acc(lam[k]);
-      s += a * Acc(z[j]);
+    for (index_t i = 0; i < n; ++i) {
+      for (index_t j = 0; j < n; ++j) {
+        const double h = 0.5 * e.Q[i * e.Qs0 + j * e.Qs1];
+        sub(i, h, z[j]);
+        sub(j, h, z[i]);
+      }
     }
-    r[n + k] -= s;
+    for (index_t k = 0; k < m; ++k) {
+      for (index_t j = 0; j < n; ++j) {
+        const double a = e.A[k * e.As0 + j * e.As1];
+        sub(j, a, lam[k]);
+        sub(n + k, a, z[j]);
+      }
+    }
+    for (index_t i = 0; i < n + m; ++i) r[i] += rlo[i];
+  } else {
+    (void)rlo;
+    for (index_t i = 0; i < n + m; ++i) r[i] = b[i];
+    for (index_t i = 0; i < n; ++i) {
+      // ½(Qᵢⱼ + Qⱼᵢ) zⱼ summed over j, read as Qᵢⱼ contributions to rows i and j
+      for (index_t j = 0; j < n; ++j) {
+        const Acc h = Acc(0.5) * Acc(e.Q[i * e.Qs0 + j * e.Qs1]);
+        r[i] -= h * Acc(z[j]);
+        r[j] -= h * Acc(z[i]);
+      }
+    }
+    for (index_t k = 0; k < m; ++k) {
+      Acc s = 0;
+      for (index_t j = 0; j < n; ++j) {
+        const Acc a = Acc(e.A[k * e.As0 + j * e.As1]);
+        r[j] -= a * Acc(lam[k]);
+        s += a * Acc(z[j]);
+      }
+      r[n + k] -= s;
+    }
   }
   Acc nr = 0;
   for (index_t i = 0; i < n + m; ++i) nr = std::max(nr, std::abs(r[i]));
@@ -457,7 +512,7 @@ Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, 
     Acc prev = std::numeric_limits<Acc>::infinity();
     T* dx = ws.w1.data();
     for (int it = 0; it <= kMaxRefineSteps; ++it) {
-      const Acc rn = kkt_residual(e, n, m, b, x, ws.r.data());
+      const Acc rn = kkt_residual(e, n, m, b, x, ws.r.data(), ws.rlo.data());
       T xn = 0;
       for (index_t i = 0; i < N; ++i) xn = std::max(xn, std::abs(x[i]));
       const Acc berr = rn / (Acc(F.knorm) * Acc(xn) + Acc(bnorm));
