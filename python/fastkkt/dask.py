@@ -271,9 +271,10 @@ def _graph(
             item = (operator.getitem, (solve_name, *index), k)
             task = item if not after else (get, item, *after)
             field_layer[(name, *index, *([0] * len(core)))] = task
-        layers[name] = field_layer
-        deps[name] = {solve_name} | ({after[0][0]} if after else set())
-        graph = HighLevelGraph(layers, deps)
+        graph = HighLevelGraph(
+            {**layers, name: field_layer},
+            {**deps, name: {solve_name} | ({after[0][0]} if after else set())},
+        )
         out[field] = da.Array(
             graph,
             name,
