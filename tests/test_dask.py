@@ -277,3 +277,102 @@ def test_import_fastkkt_does_not_import_dask():
     code = "import sys, fastkkt; assert 'dask' not in sys.modules, sorted(sys.modules)"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+
+
+# --------------------------------------------------------------------------------------------
+# dask.distributed: two worker processes
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A LocalCluster of 2 worker processes × 1 dask thread, each running fastkkt with
+    cores // (workers × threads) threads (the rule of docs/dask.md), set before the worker
+    processes start (pre-spawn-environ: Nanny(env=...) comes after the imports)."""
+    distributed = pytest.importorskip("distributed")
+    psutil = pytest.importorskip("psutil")
+    workers, threads = 2, 1
+    k = str(max(1, _cores() // (workers * threads)))
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
+    environ.update(FASTKKT_NUM_THREADS=k, OMP_NUM_THREADS="1")
+    saved = dict(os.environ)  # the Nanny writes pre-spawn-environ into this process's environ
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        cluster = distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads,
+            processes=True,
+            dashboard_address=None,
+        )
+    c = distributed.Client(cluster)
+    pids: set[int] = set()
+    c.fastkkt_pids = pids  # every worker process seen, for the leak check
+    try:
+        assert set(c.run(fastkkt.get_num_threads).values()) == {int(k)}
+        pids.update(c.run(os.getpid).values())
+        yield c
+    finally:
+        pids.update(c.run(os.getpid).values())
+        c.close()
+        cluster.close()
+        os.environ.clear()
+        os.environ.update(saved)
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert not alive, f"worker processes left running: {alive}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["all dask", "2-D broadcast, mixed", "shared Q and A in NumPy"])
+def test_distributed_bitwise(client, name):
+    arrays, args = _case(name)
+    futures = client.compute(list(fd.solve_ex(*args)))
+    for g, w in zip(client.gather(futures), fastkkt.solve_ex(*arrays)):
+        _assert_same(g, w)
+    _assert_same(client.compute(fd.solve(*args)).result(timeout=60), fastkkt.solve(*arrays))
+
+
+@pytest.mark.slow
+def test_distributed_kkt_error_global_indices(client):
+    Q, q, A, c = _problem([(), (40,), (), (40,)], seed=10)
+    q2 = np.broadcast_to(Q, (40, N, N)).copy()
+    q2[[3, 37]] = 0.0
+    with pytest.raises(fastkkt.KKTError) as numpy_error:
+        fastkkt.solve(q2, q, A, c)
+    z = fd.solve(da.from_array(q2, chunks=(10, N, N)), da.from_array(q, chunks=10), A, c)
+    with pytest.raises(fastkkt.KKTError) as dask_error:
+        client.compute(z).result(timeout=60)
+    assert dask_error.value.indices == [(3,), (37,)]
+    assert str(dask_error.value) == str(numpy_error.value)
+
+
+@pytest.mark.slow
+def test_distributed_worker_killed_mid_graph_is_retried(client, tmp_path):
+    """The task reading block 5 of q kills its worker process the first time it runs, while
+    the other blocks are being solved: dask reschedules what that worker held or ran, the
+    nanny restarts it, and the result is complete and bitwise the single-machine one."""
+    psutil = pytest.importorskip("psutil")
+    sentinel = str(tmp_path / "killed")
+    Q, q, A, c = _problem([(), (80,), (), (80,)], seed=11)
+
+    def die_once(block, block_info=None):
+        if block_info[0]["chunk-location"][0] == 5 and not os.path.exists(sentinel):
+            with open(sentinel, "w") as f:
+                f.write(str(os.getpid()))
+            os._exit(1)  # the whole worker process, mid-graph
+        return block
+
+    qd = da.from_array(q, chunks=(10, N)).map_blocks(die_once, dtype=q.dtype)
+    z, lam, info = fd.solve_ex(Q, qd, A, da.from_array(c, chunks=(10, M)))
+    got = client.gather(client.compute([z, lam, info]))
+    killed = int(Path(sentinel).read_text())
+    assert killed in client.fastkkt_pids
+    assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == "zombie"
+    for g, w in zip(got, fastkkt.solve_ex(Q, q, A, c)):
+        _assert_same(g, w)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+    client.fastkkt_pids.update(client.run(os.getpid).values())
