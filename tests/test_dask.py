@@ -376,3 +376,42 @@ def test_distributed_worker_killed_mid_graph_is_retried(client, tmp_path):
         _assert_same(g, w)
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it
     client.fastkkt_pids.update(client.run(os.getpid).values())
+
+
+# --------------------------------------------------------------------------------------------
+# examples/dask_out_of_core.py
+
+
+def _number(label: str, text: str) -> float:
+    import re
+
+    match = re.search(rf"{label}\s*=\s*(-?\d+(?:\.\d+)?(?:e[-+]\d+)?)", text)
+    assert match, f"{label!r} not found in output:\n{text}"
+    return float(match.group(1))
+
+
+@pytest.mark.slow
+def test_out_of_core_example(tmp_path):
+    """96 MiB of problems through a 48 MiB budget (3 MiB chunks): the script checks a sample
+    against fastkkt.reference and its own memory; the numbers it prints are checked here."""
+    pytest.importorskip("zarr")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    settings = "--budget-mb 48 --input-factor 2 --n 16 --m 4".split()
+    script = str(ROOT / "examples" / "dask_out_of_core.py")
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", script, *settings, "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "100% Completed" in out  # the progress bar ran to the end
+    assert _number("max relative error", out) < 1e-10
+    growth, size = _number("growth", out), _number("for input", out)
+    assert size > 90
+    assert growth < 48
+    assert growth < size / 2
+    assert list(tmp_path.iterdir()) == []  # the stores were removed
