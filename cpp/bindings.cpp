@@ -24,7 +24,7 @@ namespace {
 // Element strides of `a`, which must hold `T` in native order at an aligned address.
 template <class T>
 void check_array(const py::array& a, const char* name, bool writeable) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!a.dtype().equal(py::dtype::of<T>()))  // equal, not the same object
     throw py::type_error(std::string(name) + ": expected dtype " +
                          std::string(py::str(py::dtype::of<T>())) + ", got " +
                          std::string(py::str(a.dtype())));
@@ -236,7 +236,7 @@ void backward_t(const py::array& records, const py::array& finfo, const py::arra
   });
 }
 
-bool is_float32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
+bool is_float32(const py::array& a) { return a.dtype().equal(py::dtype::of<float>()); }
 
 // The highest instruction-set level of CPUs that this process runs on.
 std::string cpu_level() {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -223,6 +225,27 @@ def test_non_native_byte_order(dtype):
     np.testing.assert_array_equal(z, z_native)
     np.testing.assert_array_equal(lam, lam_native)
     _check(*swapped, rtol=1e-12 if dtype == ">f8" else 1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("how", ["pickled", "explicit native order", "with metadata"])
+def test_equal_but_distinct_dtype_objects(how, dtype):
+    """Arrays whose dtype equals float64/float32 without being NumPy's own descriptor object
+    (after pickle.loads, with an explicit native byte order as zarr returns them, or with
+    metadata) are accepted, and solved bitwise as the usual ones."""
+    args = random_qp(4, 6, 2, seed=12, dtype=dtype)
+    if how == "pickled":
+        other = pickle.loads(pickle.dumps(args))
+    else:
+        d = np.dtype(dtype).newbyteorder("=") if how == "explicit native order" else None
+        d = d if d is not None else np.dtype(dtype, metadata={"source": "test"})
+        other = tuple(x.view(d) for x in args)
+    assert other[0].dtype == np.dtype(dtype)
+    assert other[0].dtype is not np.dtype(dtype)
+    z, lam, info = fastkkt.solve_ex(*other)
+    for got, want in zip((z, lam, info), fastkkt.solve_ex(*args)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
 
 
 def test_read_only_inputs():
