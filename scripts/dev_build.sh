@@ -12,5 +12,5 @@ cmake -S . -B "build/dev-$variant" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFASTKKT
   -DPython_EXECUTABLE="$(command -v "$PY")" -Dpybind11_DIR="$pybind11_dir" ${CMAKE_ARGS:-} >/dev/null
 cmake --build "build/dev-$variant" -j "${JOBS:-2}"
 
-for f in "build/dev-$variant"/_core_*.so; do cp -f "$f" python/fastkkt/; done
+for f in "build/dev-$variant"/_core_"$variant".*.so; do cp -f "$f" python/fastkkt/; done
 ls python/fastkkt/_core_*.so

@@ -18,7 +18,16 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, max_examples=20, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-# CI sets FASTKKT_REQUIRE_TORCH=1: there a missing PyTorch is an error, so the torch tests
-# cannot silently turn into skips.
+# CI sets FASTKKT_REQUIRE_TORCH=1: there a missing PyTorch, or a missing test extra
+# (pip install ".[test]"), is an error, so the tests that need them cannot silently turn into
+# skips.
 if os.environ.get("FASTKKT_REQUIRE_TORCH") == "1":
+    import clarabel  # noqa: F401
+    import dask.array  # noqa: F401
+    import distributed  # noqa: F401
+    import piqp  # noqa: F401
+    import psutil  # noqa: F401
+    import qpsolvers.problems  # noqa: F401
+    import sklearn  # noqa: F401
     import torch  # noqa: F401
+    import zarr  # noqa: F401
