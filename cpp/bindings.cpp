@@ -21,10 +21,21 @@ using fastkkt::index_t;
 
 namespace {
 
+// Whether `d` is T in native byte order. Compared by kind, size and byte order, not by
+// identity: arrays that went through pickle, ctypes or a dtype with metadata hold an equivalent
+// dtype that is another object.
+template <class T>
+bool holds(const py::dtype& d) {
+  const py::dtype want = py::dtype::of<T>();
+  const char bo = d.byteorder();
+  return d.kind() == want.kind() && d.itemsize() == want.itemsize() &&
+         (bo == '=' || bo == '|' || bo == (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? '<' : '>'));
+}
+
 // Element strides of `a`, which must hold `T` in native order at an aligned address.
 template <class T>
 void check_array(const py::array& a, const char* name, bool writeable) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!holds<T>(a.dtype()))
     throw py::type_error(std::string(name) + ": expected dtype " +
                          std::string(py::str(py::dtype::of<T>())) + ", got " +
                          std::string(py::str(a.dtype())));
@@ -236,7 +247,7 @@ void backward_t(const py::array& records, const py::array& finfo, const py::arra
   });
 }
 
-bool is_float32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
+bool is_float32(const py::array& a) { return holds<float>(a.dtype()); }
 
 // The highest instruction-set level of CPUs that this process runs on.
 std::string cpu_level() {
