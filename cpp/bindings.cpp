@@ -74,7 +74,8 @@ fastkkt::Strided<T> strided(const py::array& a, const fastkkt::BatchShape& batch
 
 fastkkt::BatchShape batch_of(const py::array& Q) {
   if (Q.ndim() < 2 || Q.ndim() - 2 > fastkkt::kMaxBatchDims)
-    throw std::invalid_argument("Q: wrong number of dimensions"); expected 2 to 2 + " +
+    throw std::invalid_argument("Q: " + std::to_string(Q.ndim()) +
+                                " dimensions; expected 2 to 2 + " +
                                 std::to_string(fastkkt::kMaxBatchDims) + " (at most " +
                                 std::to_string(fastkkt::kMaxBatchDims) + " batch dimensions)");
   fastkkt::BatchShape b;
@@ -181,6 +182,7 @@ index_t solve_t(const py::array& Q, const py::array& q, const py::array& A, cons
   }
   run_chunked(B, P.n + P.m, nthreads, [&](index_t b0, index_t b1, int nt) {
     fastkkt::solve_batch(P, zp, lp, ip, b0, b1, nt, keep);
+    fastkkt::reject_nonfinite(zp, lp, ip, P.n, P.m, b0, b1);
   });
   return count_failed(ip, B);
 }
@@ -221,6 +223,7 @@ void solve_factored_t(const py::array& records, const py::array& finfo, const py
   auto* ip = out_ptr<std::int32_t>(info, "info", B);
   run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
     fastkkt::solve_factored_batch(P, R, I, zp, lp, ip, b0, b1, nt);
+    fastkkt::reject_nonfinite(zp, lp, ip, P.n, P.m, b0, b1);
   });
 }
 

@@ -345,8 +345,11 @@ def solve_ex(
         sym(Q) z + Aᵀ λ = −q and A z = c, over the broadcast batch shape.
     info : ndarray of int32, shape (...)
         0 solved; 1 singular KKT matrix; 2 not a strict minimum (the inertia of the KKT matrix
-        is not (n, m), i.e. Q is not positive definite on the null space of A). Failed
-        elements hold NaN in z and lam; the others are exactly what `solve` returns.
+        is not (n, m), i.e. Q is not positive definite on the null space of A). A solution
+        that is not finite is never solved: from finite input it overflowed the dtype (the
+        KKT matrix is singular in its range), from NaN/Inf input (check_finite=False) it is
+        undefined; either gives 1. Failed elements hold NaN in z and lam; the others are
+        exactly what `solve` returns.
 
     Raises ValueError for shapes that do not match or broadcast and for non-finite input,
     TypeError for complex or non-numeric input.

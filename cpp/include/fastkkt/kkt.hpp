@@ -488,6 +488,29 @@ void fill_nan(T* z, index_t n, T* lam, index_t m) {
   for (index_t k = 0; k < m; ++k) lam[k] = quiet_nan<T>();
 }
 
+// A solution that is not finite is never "solved": elements [b0, b1) of z (B×n) and lam (B×m)
+// with info 0 and a NaN or ±Inf entry get info kSingular and NaN throughout. From finite input
+// this is an overflow: the solution is not representable in T (K is singular in T's range);
+// from non-finite input (unchecked) the same. x − x is 0 for finite x and NaN otherwise, so one
+// sum per element tells (any order: only whether it is NaN matters).
+template <class T>
+void reject_nonfinite(T* z, T* lam, std::int32_t* info, index_t n, index_t m, index_t b0,
+                      index_t b1) {
+  for (index_t b = b0; b < b1; ++b) {
+    if (info[b] != kSolved) continue;
+    T* zb = z + b * n;
+    T* lb = lam + b * m;
+    T acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (index_t i = 0; i < n; ++i) acc += zb[i] - zb[i];
+#pragma omp simd reduction(+ : acc)
+    for (index_t k = 0; k < m; ++k) acc += lb[k] - lb[k];
+    if (acc == acc) continue;
+    fill_nan(zb, n, lb, m);
+    info[b] = kSingular;
+  }
+}
+
 // The operands of one call, all broadcast to `batch`.
 template <class T>
 struct Problem {
