@@ -206,17 +206,26 @@ def _physical_memory() -> int:
 _PHYSICAL_MEMORY = _physical_memory()
 
 
-def _check_size(batch: tuple[int, ...], n: int, m: int) -> None:
-    """MemoryError before allocating anything when the results (or one KKT matrix) could not
-    fit in this machine's memory, even where the OS would overcommit."""
+def _check_size(
+    batch: tuple[int, ...], n: int, m: int, itemsize: int = 8, records: bool = False
+) -> None:
+    """MemoryError before allocating anything when the results (z, lam and info; with
+    `records` also the kept factorizations) or one KKT matrix could not fit in this machine's
+    memory, even where the OS would overcommit (and the OOM killer would end the process)."""
     N = n + m
     if N * N > _MAX_KKT_ENTRIES or 8 * N * N > _PHYSICAL_MEMORY:
         raise MemoryError(f"a KKT matrix of size {N}×{N} does not fit in memory")
     b = 1
     for s in batch:
         b *= s
-    if b * max(N, 1) > _MAX_KKT_ENTRIES or 4 * b * (N + 1) > _PHYSICAL_MEMORY:
-        raise MemoryError(f"the results for batch shape {batch} (n + m = {N}) do not fit in memory")
+    need = b * (N * itemsize + 4)
+    if records:
+        need += b * ((N * (N - 1) // 2 + 3 * N + 2) * itemsize + 4)
+    if b * max(N, 1) > _MAX_KKT_ENTRIES or need > _PHYSICAL_MEMORY:
+        raise MemoryError(
+            f"the results for batch shape {batch} (n + m = {N}) need {need / 2**30:.3g} GiB, "
+            f"more than this machine's memory ({_PHYSICAL_MEMORY / 2**30:.3g} GiB)"
+        )
 
 
 def _prepare_qa(Q: ArrayLike, A: ArrayLike) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -414,16 +423,14 @@ def _solve_keep(
         Qn, qn, An, cn = Q, q, A, c  # type: ignore[assignment]
         batch, n, m = fast
         dtype = Qn.dtype
-        # z, lam and info are no larger than q and c, which exist: only the per-thread
-        # N×N workspace can fail to fit, and only for large N
-        if n + m > 2048:
-            _check_size(batch, n, m)
+        # q and c may be broadcast views (np.broadcast_to) far smaller than the results
+        _check_size(batch, n, m, dtype.itemsize, keep)
     else:
         Qa, Aa, n, m = _prepare_qa(Q, A)
         qa, ca = _prepare_qc(q, c, n, m)
         dtype = _compute_dtype(Qa, qa, Aa, ca)
         batch = _batch_shape({"Q": (Qa, 2), "q": (qa, 1), "A": (Aa, 2), "c": (ca, 1)})
-        _check_size(batch, n, m)
+        _check_size(batch, n, m, dtype.itemsize)
         Qn, An = _native(Qa, dtype), _native(Aa, dtype)
         qn, cn = _native(qa, dtype), _native(ca, dtype)
         if keep and _batch_shape({"Q": (Qa, 2), "A": (Aa, 2)}) != batch:
@@ -433,7 +440,7 @@ def _solve_keep(
             return z, lam, info, F, int(np.count_nonzero(info))
         Qn, qn = _broadcast(Qn, batch, 2), _broadcast(qn, batch, 1)
         An, cn = _broadcast(An, batch, 2), _broadcast(cn, batch, 1)
-        _check_size(batch, n, m)
+        _check_size(batch, n, m, dtype.itemsize, keep)
     z = np.empty(batch + (n,), dtype)
     lam = np.empty(batch + (m,), dtype)
     info = np.empty(batch, np.int32)
@@ -476,7 +483,7 @@ class KKTFactorization:
         Qa, Aa, n, m = _prepare_qa(Q, A)
         dtype = _compute_dtype(Qa, Aa)
         batch = _batch_shape({"Q": (Qa, 2), "A": (Aa, 2)})
-        _check_size(batch, n, m)
+        _check_size(batch, n, m, dtype.itemsize, records=True)
         # Own, unbroadcast copies: the factorization is a snapshot of Q and A. (fastkkt.torch
         # passes _copy=False: autograd's version counters already guard its saved inputs.)
         if _copy:
@@ -545,7 +552,7 @@ class KKTFactorization:
                 _broadcast(self._A, batch, 2),
                 _broadcast(_native(ca, self.dtype), batch, 1),
             )
-        _check_size(batch, self.n, self.m)
+        _check_size(batch, self.n, self.m, self.dtype.itemsize)
         z = np.empty(batch + (self.n,), self.dtype)
         lam = np.empty(batch + (self.m,), self.dtype)
         info = np.empty(batch, np.int32)
