@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from typing import Any
+from typing import Any, Literal, Union, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -186,9 +186,20 @@ def _check_vec(a: np.ndarray, name: str, what: str, size: int, size_name: str) -
         )
 
 
+# The most batch dimensions the core takes (kMaxBatchDims in cpp/include/fastkkt/kkt.hpp).
+MAX_BATCH_DIMS = 32
+
+
 def _batch_shape(named: dict[str, tuple[np.ndarray, int]]) -> tuple[int, ...]:
     """Broadcast the batch dimensions (all but the last `k`) of the named arrays."""
     batches = {name: a.shape[: a.ndim - k] for name, (a, k) in named.items()}
+    deepest = max((len(b) for b in batches.values()), default=0)
+    if deepest > MAX_BATCH_DIMS:  # (np.broadcast_shapes itself stops at 32 with RuntimeError)
+        desc = ", ".join(f"{name} {_shape_str(a)}" for name, (a, _) in named.items())
+        raise ValueError(
+            f"at most {MAX_BATCH_DIMS} batch dimensions are supported, got {deepest} "
+            f"(shapes: {desc})"
+        )
     try:
         return tuple(np.broadcast_shapes(*batches.values()))
     except ValueError:
@@ -265,6 +276,8 @@ def _ready(Q: Any, q: Any, A: Any, c: Any) -> tuple[tuple[int, ...], int, int] |
     shape = Q.shape
     if len(shape) < 2 or A.ndim != len(shape) or q.ndim != len(shape) - 1 or c.ndim != q.ndim:
         return None
+    if len(shape) > MAX_BATCH_DIMS + 2:  # the general path reports it
+        return None
     batch, n, m = shape[:-2], shape[-1], A.shape[-2]
     if shape[-2] != n or A.shape != (*batch, m, n) or q.shape != (*batch, n):
         return None
@@ -302,22 +315,28 @@ def _raise_kkt(info: np.ndarray) -> None:
     bad = np.argwhere(info != SOLVED)
 
     def at(code: int) -> str:
+        if info.ndim == 0:  # one unbatched problem: no index to name
+            return ""
         idx = [tuple(int(i) for i in row) for row in bad if info[tuple(row)] == code]
-        return ", ".join(str(i) for i in idx[:8]) + (", …" if len(idx) > 8 else "")
+        listed = ", ".join(str(i) for i in idx[:8])
+        more = f" and {len(idx) - 8} more" if len(idx) > 8 else ""
+        return f" at batch index {listed}{more}"
 
     parts = []
     if np.any(info == SINGULAR):
         parts.append(
             "singular KKT matrix (A without full row rank, or Q singular on the null space "
-            f"of A) at {at(SINGULAR)}"
+            "of A; or a solution that overflows the dtype, or non-finite input with "
+            f"check_finite=False){at(SINGULAR)}"
         )
     if np.any(info == NOT_MINIMUM):
         parts.append(
-            "not a strict minimum (Q not positive definite on the null space of A) "
-            f"at {at(NOT_MINIMUM)}"
+            "not a strict minimum (Q not positive definite on the null space of A)"
+            f"{at(NOT_MINIMUM)}"
         )
+    what = "the problem failed" if info.ndim == 0 else f"{len(bad)} of {info.size} problems failed"
     msg = (
-        f"{len(bad)} of {max(info.size, 1)} problems failed: "
+        f"{what}: "
         + "; ".join(parts)
         + ". fastkkt.solve_ex returns per-element status instead of raising."
     )
@@ -366,6 +385,40 @@ def solve_ex(
     return _solve(Q, q, A, c, check_finite)
 
 
+_Floats = NDArray[np.floating[Any]]
+_Solution = Union[_Floats, tuple[_Floats, _Floats]]
+
+
+@overload
+def solve(
+    Q: ArrayLike,
+    q: ArrayLike,
+    A: ArrayLike,
+    c: ArrayLike,
+    *,
+    return_multipliers: Literal[False] = ...,
+    check_finite: bool = ...,
+) -> _Floats: ...
+@overload
+def solve(
+    Q: ArrayLike,
+    q: ArrayLike,
+    A: ArrayLike,
+    c: ArrayLike,
+    *,
+    return_multipliers: Literal[True],
+    check_finite: bool = ...,
+) -> tuple[_Floats, _Floats]: ...
+@overload
+def solve(
+    Q: ArrayLike,
+    q: ArrayLike,
+    A: ArrayLike,
+    c: ArrayLike,
+    *,
+    return_multipliers: bool,
+    check_finite: bool = ...,
+) -> _Solution: ...
 def solve(
     Q: ArrayLike,
     q: ArrayLike,
@@ -374,7 +427,7 @@ def solve(
     *,
     return_multipliers: bool = False,
     check_finite: bool = True,
-) -> Any:
+) -> _Solution:
     """Solve ``minimize ½zᵀQz + qᵀz subject to Az = c`` for a batch of problems.
 
     Solves the KKT system ``[[sym(Q), Aᵀ], [A, 0]] [z; λ] = [−q; c]`` of every batch element
@@ -567,6 +620,33 @@ class KKTFactorization:
         _raise_nonfinite(info)
         return z, lam, info
 
+    @overload
+    def solve(
+        self,
+        q: ArrayLike,
+        c: ArrayLike,
+        *,
+        return_multipliers: Literal[False] = ...,
+        check_finite: bool = ...,
+    ) -> _Floats: ...
+    @overload
+    def solve(
+        self,
+        q: ArrayLike,
+        c: ArrayLike,
+        *,
+        return_multipliers: Literal[True],
+        check_finite: bool = ...,
+    ) -> tuple[_Floats, _Floats]: ...
+    @overload
+    def solve(
+        self,
+        q: ArrayLike,
+        c: ArrayLike,
+        *,
+        return_multipliers: bool,
+        check_finite: bool = ...,
+    ) -> _Solution: ...
     def solve(
         self,
         q: ArrayLike,
@@ -574,7 +654,7 @@ class KKTFactorization:
         *,
         return_multipliers: bool = False,
         check_finite: bool = True,
-    ) -> Any:
+    ) -> _Solution:
         """Solve with new (q, c): z of shape (..., n), or (z, lam) with `return_multipliers`.
 
         Broadcasts q (..., n) and c (..., m) against the factorization's batch shape. Raises
