@@ -75,7 +75,7 @@ def _kkt_solve_impl(
     otherwise those two are empty.
     """
     Qn, qn, An, cn = _np(Q), _np(q), _np(A), _np(c)
-    batch, batch_qa, n, m = _shapes(Q, q, A, c)
+    batch, batch_qa, n, m = _shapes(Q.shape, q.shape, A.shape, c.shape)
     if keep and math.prod(batch) > 0:
         z, lam, info, F, _ = _api._solve_keep(Qn, qn, An, cn, check_finite, keep=True)
         assert F is not None
@@ -101,7 +101,7 @@ _kkt_solve = torch.library.custom_op("fastkkt::kkt_solve", mutates_args=(), devi
 
 @_kkt_solve.register_fake
 def _kkt_solve_fake(Q, q, A, c, check_finite, check_errors, keep):  # type: ignore[no-untyped-def]
-    batch, batch_qa, n, m = _shapes(Q, q, A, c)
+    batch, batch_qa, n, m = _shapes(Q.shape, q.shape, A.shape, c.shape)
     z, lam = Q.new_empty((*batch, n)), Q.new_empty((*batch, m))
     info = Q.new_empty(batch, dtype=torch.int32)
     if keep:
@@ -111,14 +111,15 @@ def _kkt_solve_fake(Q, q, A, c, check_finite, check_errors, keep):  # type: igno
     return (z, lam, info, *kept)
 
 
-def _shapes(Q: torch.Tensor, q: torch.Tensor, A: torch.Tensor, c: torch.Tensor) -> tuple:
-    """(batch, batch of (Q, A), n, m), validated by the NumPy API's own checks when the shapes
-    are concrete (on stride-0 dummy arrays: no memory is touched)."""
-    shapes = [tuple(t.shape) for t in (Q, q, A, c)]
-    sQ, sq, sA, sc = shapes
+def _shapes(*shapes: Sequence[Any]) -> tuple:
+    """(batch, batch of (Q, A), n, m) for the shapes of Q, q, A, c, validated by the NumPy
+    API's own checks when the shapes are concrete (on stride-0 dummy arrays: no memory is
+    touched)."""
+    sizes: list[tuple[Any, ...]] = [tuple(s) for s in shapes]
+    sQ, sq, sA, sc = sizes
     if (  # the common case, checked cheaply: one batch shape, consistent n and m
         len(sQ) >= 2
-        and all(isinstance(s, int) for shape in shapes for s in shape)
+        and all(isinstance(s, int) for shape in sizes for s in shape)
         and sQ[-1] == sQ[-2]
         and sA[:-2] == sQ[:-2]
         and sA[-1:] == sq[-1:] == sQ[-1:]
@@ -128,16 +129,16 @@ def _shapes(Q: torch.Tensor, q: torch.Tensor, A: torch.Tensor, c: torch.Tensor) 
         batch, n, m = sQ[:-2], sQ[-1], sA[-2]
         _api._check_size(batch, n, m)
         return batch, batch, n, m
-    if all(isinstance(s, int) for shape in shapes for s in shape):
-        Qd, qd, Ad, cd = (np.broadcast_to(np.zeros((), np.float64), s) for s in shapes)
+    if all(isinstance(s, int) for shape in sizes for s in shape):
+        Qd, qd, Ad, cd = (np.broadcast_to(np.zeros((), np.float64), s) for s in sizes)
         Qd, Ad, n, m = _api._prepare_qa(Qd, Ad)
         qd, cd = _api._prepare_qc(qd, cd, n, m)
         batch = _api._batch_shape({"Q": (Qd, 2), "q": (qd, 1), "A": (Ad, 2), "c": (cd, 1)})
         _api._check_size(batch, n, m)
     else:  # symbolic shapes under torch.compile: the real kernel validates at run time
-        n, m = Q.shape[-1], A.shape[-2]
-        batch = torch.broadcast_shapes(Q.shape[:-2], q.shape[:-1], A.shape[:-2], c.shape[:-1])
-    batch_qa = torch.broadcast_shapes(Q.shape[:-2], A.shape[:-2])
+        n, m = sQ[-1], sA[-2]
+        batch = torch.broadcast_shapes(sQ[:-2], sq[:-1], sA[:-2], sc[:-1])
+    batch_qa = torch.broadcast_shapes(sQ[:-2], sA[:-2])
     return tuple(batch), tuple(batch_qa), n, m
 
 
@@ -428,8 +429,93 @@ def _outer_sum(
     return (U.transpose(1, 2) @ V).reshape(*target, us[0].shape[-1], vs[0].shape[-1])
 
 
+def _jvp_solve(ctx: Any, dQ: Any, dq: Any, dA: Any, dc: Any, *_: Any) -> tuple:
+    dz, dlam = _jvp(ctx, dQ, dq, dA, dc)
+    return dz, dlam, None, None, None
+
+
+def _jvp_factored(ctx: Any, _rec: Any, _finfo: Any, dQ: Any, dq: Any, dA: Any, dc: Any) -> tuple:
+    dz, dlam = _jvp(ctx, dQ, dq, dA, dc)
+    return dz, dlam, None
+
+
+def _jvp(ctx: Any, dQ: Any, dq: Any, dA: Any, dc: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward mode: the tangents (dz, dλ) for tangents (dQ, dq, dA, dc) of the inputs (None:
+    zero). Differentiating K x = b with dK x = [sym(dQ) z + dAᵀλ; dA z] gives one more solve
+    with the same K:
+
+        K [dz; dλ] = [−dq − sym(dQ) z − dAᵀλ;  dc − dA z],
+
+    i.e. kkt_solve_factored with q' = dq + sym(dQ) z + dAᵀλ and c' = dc − dA z (called
+    differentiably, so forward-over-reverse and forward-over-forward work too). Failed
+    elements get zero tangents.
+    """
+    z, lam, info, records, finfo, Q, A = ctx.saved_tensors
+    ok = (info == 0).unsqueeze(-1)
+    z, lam = torch.where(ok, z, 0), torch.where(ok, lam, 0)
+    rq, rc = torch.zeros_like(z), torch.zeros_like(lam)
+    if dq is not None:
+        rq = rq + dq
+    if dQ is not None:
+        rq = rq + 0.5 * ((dQ + dQ.mT) @ z.unsqueeze(-1)).squeeze(-1)
+    if dA is not None:
+        rq = rq + (dA.mT @ lam.unsqueeze(-1)).squeeze(-1)
+        rc = rc - (dA @ z.unsqueeze(-1)).squeeze(-1)
+    if dc is not None:
+        rc = rc + dc
+    if records.shape[-1] > 0:
+        dz, dlam, _ = _solve_factored(True, records, finfo, Q, rq, A, rc)
+    else:  # the raw operator called without keep: factor K again
+        dz, dlam, _, _, _ = _solve(True, Q, rq, A, rc, False, False, True)
+    return torch.where(ok, dz, 0), torch.where(ok, dlam, 0)
+
+
+def _to_front(
+    args: Sequence[torch.Tensor], in_dims: Sequence[int | None], ranks: Sequence[int]
+) -> list[torch.Tensor]:
+    """vmap: the vmapped dimension of each operand becomes one more leading batch dimension.
+
+    An operand with a vmapped dimension gets it moved to the front, followed by size-1
+    dimensions up to the most batch dimensions of any operand (so that the vmapped
+    dimensions line up under right-aligned broadcasting); the others broadcast along it as
+    they are. `ranks` are the operands' core ranks (2 for a matrix, 1 for a vector)."""
+    logical = [a.dim() - r - (d is not None) for a, d, r in zip(args, in_dims, ranks)]
+    most = max(logical)
+    out = []
+    for a, d, k in zip(args, in_dims, logical):
+        if d is not None:
+            a = a.movedim(d, 0)[(slice(None),) + (None,) * (most - k)]
+        out.append(a)
+    return out
+
+
+def _logical(t: torch.Tensor, d: int | None) -> tuple:
+    """The shape a vmapped function sees."""
+    shape = tuple(t.shape)
+    return shape if d is None else shape[:d] + shape[d + 1 :]
+
+
+def _vmap_solve(info: Any, in_dims: tuple, *args: Any) -> tuple:
+    """vmap of kkt_solve: one more batch dimension (see `_to_front`), validated first on the
+    shapes the vmapped function sees so that errors name those."""
+    Q, q, A, c, check_finite, check_errors, keep = args
+    _shapes(*(_logical(t, d) for t, d in zip((Q, q, A, c), in_dims)))
+    Q, q, A, c = _to_front((Q, q, A, c), in_dims[:4], (2, 1, 2, 1))
+    out = _solve(True, Q, q, A, c, check_finite, check_errors, keep)
+    qa = 0 if keep and (in_dims[0] is not None or in_dims[2] is not None) else None
+    return tuple(out), (0, 0, 0, qa, qa)
+
+
+def _vmap_factored(info: Any, in_dims: tuple, *args: Any) -> tuple:
+    """vmap of kkt_solve_factored, as `_vmap_solve`."""
+    out = _solve_factored(True, *_to_front(args, in_dims, (1, 0, 2, 1, 2, 1)))
+    return tuple(out), (0, 0, 0)
+
+
 _kkt_solve.register_autograd(_backward_solve, setup_context=_setup_solve)
 _kkt_solve_factored.register_autograd(_backward_factored, setup_context=_setup_factored)
+_kkt_solve.register_vmap(_vmap_solve)
+_kkt_solve_factored.register_vmap(_vmap_factored)
 
 
 # --------------------------------------------------------------------------------------------
@@ -446,6 +532,8 @@ class _Solve(torch.autograd.Function):
 
     setup_context = staticmethod(_setup_solve)  # type: ignore[assignment]
     backward = staticmethod(_backward_solve)  # type: ignore[assignment]
+    jvp = staticmethod(_jvp_solve)  # type: ignore[assignment]
+    vmap = staticmethod(_vmap_solve)
 
 
 class _SolveFactored(torch.autograd.Function):
@@ -457,6 +545,8 @@ class _SolveFactored(torch.autograd.Function):
 
     setup_context = staticmethod(_setup_factored)  # type: ignore[assignment]
     backward = staticmethod(_backward_factored)  # type: ignore[assignment]
+    jvp = staticmethod(_jvp_factored)  # type: ignore[assignment]
+    vmap = staticmethod(_vmap_factored)
 
 
 def _solve(differentiable: bool, *args: Any) -> tuple:
