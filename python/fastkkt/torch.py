@@ -601,6 +601,10 @@ def _call(Q, q, A, c, check_finite: bool, check_errors: bool):  # type: ignore[n
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in ts)
     if torch.compiler.is_compiling():  # traced by dynamo: the registered operator
         out = torch.ops.fastkkt.kkt_solve(*ts, bool(check_finite), check_errors, grad)
+    elif torch.jit.is_tracing():  # recorded by torch.jit.trace: the registered operator,
+        # keep=False whatever the grad mode (one graph for every call; a backward pass of
+        # the traced function factors K again)
+        out = torch.ops.fastkkt.kkt_solve(*ts, bool(check_finite), check_errors, False)
     else:  # an autograd node (which keeps the factorization) only if anything differentiates
         differentiable = grad or _functorch_active() or _has_tangent(ts)
         out = _solve(differentiable, *ts, bool(check_finite), check_errors, differentiable)
