@@ -31,6 +31,7 @@ from torch.autograd import forward_ad as fwAD
 
 from fastkkt import _api
 from fastkkt._dispatch import core
+from fastkkt._validate import compute_itemsize, real_dtype_error
 
 __all__ = ["solve", "solve_ex"]
 
@@ -573,26 +574,67 @@ def _torchable(x: Any) -> Any:
     return x
 
 
+_FLOAT_DTYPES = (torch.float64, torch.float32)
+
+
+def _tensor(x: Any, name: str) -> torch.Tensor:
+    """A non-tensor input as NumPy sees it (``numpy.asarray``: a list of floats is float64,
+    not torch's default dtype), wrapped without a copy where torch can."""
+    try:
+        a = np.asarray(x)
+    except Exception as exc:  # e.g. ragged nested lists
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+    error = real_dtype_error(name, a.dtype)
+    if error is not None:
+        raise error
+    return torch.from_numpy(_torchable(a))
+
+
+def _check_tensor(t: torch.Tensor, name: str) -> None:
+    """Clear errors for tensors fastkkt.torch cannot solve with, naming the argument."""
+    if t.is_nested:
+        raise TypeError(
+            f"{name} is a nested tensor; fastkkt.torch takes dense tensors with a common n "
+            "and m (pad with torch.nested.to_padded_tensor, or solve each size separately)"
+        )
+    if t.layout != torch.strided:
+        raise TypeError(
+            f"{name} has layout {t.layout}; fastkkt.torch takes dense (strided) tensors: "
+            "convert with .to_dense()"
+        )
+    if t.device.type != "cpu":
+        where = "a meta tensor (shapes without data)" if t.is_meta else f"on device {t.device}"
+        raise NotImplementedError(
+            f"{name} is {where}: fastkkt.torch computes on CPU tensors only; "
+            "pass CPU tensors (.cpu())"
+        )
+    if t.is_complex():
+        raise TypeError(
+            f"{name} has dtype {t.dtype}; fastkkt solves real problems in float32 or float64"
+        )
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype.is_floating_point:
+        return "f"
+    return "b" if dtype == torch.bool else "i"
+
+
 def _prepare(
     args: tuple[TensorLike, ...],
 ) -> tuple[list[torch.Tensor], torch.dtype]:
-    """Tensors of one compute dtype, as the NumPy API chooses it: float32 if every input is a
-    float of at most 32 bits, else float64 (integers become float64). The casts are
-    differentiable, so gradients come back in each input's own dtype."""
+    """Tensors of one compute dtype, as the NumPy API chooses it: NumPy's promotion of the
+    inputs' dtypes, rounded up to float32 or float64 (`fastkkt._validate`: float32 with int8
+    or bool stays float32, integers alone become float64). The casts are differentiable, so
+    gradients come back in each input's own dtype."""
     names = ("Q", "q", "A", "c")
-    ts = [x if isinstance(x, torch.Tensor) else torch.as_tensor(_torchable(x)) for x in args]
+    ts = [x if isinstance(x, torch.Tensor) else _tensor(x, name) for x, name in zip(args, names)]
     for name, t in zip(names, ts):
-        if t.device.type != "cpu":
-            raise NotImplementedError(
-                f"{name} is on device {t.device}: fastkkt.torch supports CPU tensors only "
-                "(CUDA is not supported yet); move the inputs with .cpu()"
-            )
-        if t.is_complex():
-            raise TypeError(
-                f"{name} has dtype {t.dtype}; fastkkt solves real problems in float32 or float64"
-            )
-    small = all(t.is_floating_point() and t.element_size() <= 4 for t in ts)
-    dtype = torch.float32 if small else torch.float64
+        _check_tensor(t, name)
+    dtype = ts[0].dtype
+    if not (dtype in _FLOAT_DTYPES and all(t.dtype == dtype for t in ts)):  # mixed: promote
+        size = compute_itemsize((_kind(t.dtype), t.dtype.itemsize) for t in ts)
+        dtype = torch.float32 if size == 4 else torch.float64
     return [t if t.dtype == dtype else t.to(dtype) for t in ts], dtype
 
 
