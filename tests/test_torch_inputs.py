@@ -5,6 +5,8 @@ meta, complex) get clear errors naming the argument."""
 from __future__ import annotations
 
 import itertools
+import sys
+import typing
 
 import numpy as np
 import pytest
@@ -123,3 +125,16 @@ def test_sparse_meta_and_complex_inputs():
         ft.solve(Q, ["a", "b", "c"], A, c)
     with pytest.raises(ValueError, match=r"^A could not be converted to an array"):
         ft.solve(Q, q, [[1.0, 2.0], [1.0]], c)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="typing.get_overloads is Python 3.11+")
+def test_solve_return_type_overloads():
+    """What a type checker sees (mypy checks python/fastkkt in CI): solve returns a Tensor, or
+    a (z, lam) pair with return_multipliers=True."""
+    returns = {}
+    for overload in typing.get_overloads(ft.solve):
+        hints = typing.get_type_hints(overload)
+        returns[hints["return_multipliers"]] = hints["return"]
+    assert returns[typing.Literal[False]] is torch.Tensor
+    assert returns[typing.Literal[True]] == tuple[torch.Tensor, torch.Tensor]
+    assert returns[bool] == torch.Tensor | tuple[torch.Tensor, torch.Tensor]

@@ -4,6 +4,12 @@ Each batch element solves ``minimize ½zᵀQz + qᵀz subject to Az = c`` throug
 ``K [z; λ] = [−q; c]`` with ``K = [[sym(Q), Aᵀ], [A, 0]]``, exactly as the NumPy API does
 (same shapes, broadcasting, dtypes and errors). CPU tensors only.
 
+Install PyTorch's CPU build before ``pip install "fastkkt[torch]"``: on Linux the plain
+``torch`` requirement resolves to a CUDA build of several GB, which fastkkt does not use::
+
+    pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    pip install "fastkkt[torch]"
+
 Operators (registered with torch.library, each with a fake implementation, so that
 ``torch.compile(..., fullgraph=True)`` traces them):
 
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, Literal, Union, overload
 
 import numpy as np
 import torch
@@ -661,16 +667,48 @@ def solve_ex(
     Q (..., n, n), q (..., n), A (..., m, n), c (..., m) broadcast over their batch
     dimensions; z (..., n), lam (..., m) and info (...) (int32: 0 solved, 1 singular KKT
     matrix, 2 not a strict minimum) have the broadcast batch shape. Failed elements hold NaN
-    in z and lam and contribute exactly zero to every gradient. Results are float32 when all
-    inputs are float32, else float64; CPU tensors only.
+    in z and lam and contribute exactly zero to every gradient (and tangent). Inputs may be
+    tensors, arrays or lists (as ``numpy.asarray`` sees them); their dtypes promote as NumPy
+    promotes them, computed in float32 when that gives a float of at most 32 bits (float32
+    with float16, int8, uint8, int16 or bool), else in float64. CPU tensors only.
 
     Raises ValueError for shapes that do not match or broadcast (naming the argument) and for
-    NaN or Inf input (if `check_finite`), TypeError for complex input, NotImplementedError
-    for non-CPU tensors.
+    NaN or Inf input (if `check_finite`); TypeError for complex, nested or sparse input;
+    NotImplementedError for meta and non-CPU tensors.
     """
     return _call(Q, q, A, c, check_finite, False)
 
 
+@overload
+def solve(
+    Q: TensorLike,
+    q: TensorLike,
+    A: TensorLike,
+    c: TensorLike,
+    *,
+    return_multipliers: Literal[False] = False,
+    check_finite: bool = True,
+) -> torch.Tensor: ...
+@overload
+def solve(
+    Q: TensorLike,
+    q: TensorLike,
+    A: TensorLike,
+    c: TensorLike,
+    *,
+    return_multipliers: Literal[True],
+    check_finite: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+@overload
+def solve(
+    Q: TensorLike,
+    q: TensorLike,
+    A: TensorLike,
+    c: TensorLike,
+    *,
+    return_multipliers: bool,
+    check_finite: bool = True,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]: ...
 def solve(
     Q: TensorLike,
     q: TensorLike,
@@ -679,12 +717,16 @@ def solve(
     *,
     return_multipliers: bool = False,
     check_finite: bool = True,
-) -> Any:
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Differentiable `fastkkt.solve`: z (..., n), or (z, lam) with `return_multipliers`.
 
     Solves ``minimize ½zᵀQz + qᵀz subject to Az = c`` for every batch element (shapes,
-    broadcasting and dtypes as in `solve_ex`), differentiable with respect to Q, q, A and c;
-    the backward pass is one adjoint solve with the forward factorization.
+    broadcasting and dtypes as in `solve_ex`), differentiable with respect to Q, q, A and c
+    to any order: the backward pass is one adjoint solve with the forward factorization plus
+    outer products, itself differentiable (``create_graph=True``, hessians), and forward
+    mode (``torch.autograd.forward_ad``, ``torch.func.jvp``) is one more solve. Works with
+    ``torch.func`` (grad, vmap, jacrev, jacfwd), ``torch.compile(fullgraph=True)`` and
+    ``torch.jit.trace``.
 
     Raises `fastkkt.KKTError` if any element has a singular KKT matrix or is not a strict
     minimum, plus the errors of `solve_ex`.
