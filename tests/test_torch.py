@@ -345,3 +345,18 @@ def test_empty_batch_and_unconstrained_shapes():
     ones = torch.ones(2, 3, 1, dtype=F64)
     want = -torch.linalg.solve(Q.detach().mT, ones)[..., 0]
     torch.testing.assert_close(q.grad, want, rtol=1e-10, atol=1e-12)
+
+
+def test_fast_apply_is_the_ordinary_apply(monkeypatch):
+    """fastkkt's autograd.Function.apply (no per-call signature binding) gives exactly what
+    torch.autograd.Function.apply gives, results and gradients."""
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(ft, "_FAST_APPLY", fast)
+        inputs = _shaped(SHAPES["broadcast_mixed"], seed=13)
+        z, lam = _solve(*inputs)
+        assert z.grad_fn is not None
+        grads = torch.autograd.grad(z.square().sum() + lam.sum(), inputs)
+        results.append((z.detach(), lam.detach(), *grads))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
