@@ -162,26 +162,12 @@ def _kkt_solve_factored_impl(
     uses for iterative refinement): the adjoint solve of the backward pass and the tangent
     solve of forward mode. Batch dimensions broadcast; elements whose factorization failed
     get NaN and their ``finfo`` code in info. No finiteness check (gradients may hold NaN)."""
-    n, m = Q.shape[-1], A.shape[-2]
-    batch = tuple(torch.broadcast_shapes(records.shape[:-1], q.shape[:-1], c.shape[:-1]))
-    dt = _np(records).dtype
-    z, lam = np.empty((*batch, n), dt), np.empty((*batch, m), dt)
-    info = np.empty(batch, np.int32)
-    if info.size:
-        bc = _api._broadcast
-        core.solve_factored(
-            bc(_np(records), batch, 1),
-            bc(_np(finfo), batch, 0),
-            bc(_np(Q), batch, 2),
-            bc(_np(q), batch, 1),
-            bc(_np(A), batch, 2),
-            bc(_np(c), batch, 1),
-            z,
-            lam,
-            info,
-            False,
-            _api.get_num_threads(),
-        )
+    if math.prod(torch.broadcast_shapes(records.shape[:-1], q.shape[:-1], c.shape[:-1])) == 0:
+        batch = torch.broadcast_shapes(records.shape[:-1], q.shape[:-1], c.shape[:-1])
+        n, m = Q.shape[-1], A.shape[-2]
+        return q.new_empty((*batch, n)), q.new_empty((*batch, m)), finfo.new_empty(batch)
+    F = _api.KKTFactorization._from_arrays(_np(Q), _np(A), _np(records), _np(finfo))
+    z, lam, info = F.solve_ex(_np(q), _np(c), check_finite=False)
     return torch.from_numpy(z), torch.from_numpy(lam), torch.from_numpy(info)
 
 
