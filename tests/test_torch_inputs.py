@@ -138,3 +138,18 @@ def test_solve_return_type_overloads():
     assert returns[typing.Literal[False]] is torch.Tensor
     assert returns[typing.Literal[True]] == tuple[torch.Tensor, torch.Tensor]
     assert returns[bool] == torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+@pytest.mark.parametrize(("batch", "n", "m"), [((0,), 0, 0), ((0,), 3, 1), ((2,), 0, 0)])
+def test_backward_of_empty_shapes(batch, n, m):
+    """Empty batches and n = m = 0 differentiate to empty gradients of the inputs' shapes
+    (the backward reshaped a 0-element tensor with an inferred size and raised)."""
+    f64 = torch.float64
+    Q = torch.zeros(*batch, n, n, dtype=f64, requires_grad=True)
+    q = torch.zeros(*batch, n, dtype=f64, requires_grad=True)
+    A = torch.zeros(*batch, m, n, dtype=f64, requires_grad=True)
+    c = torch.zeros(*batch, m, dtype=f64, requires_grad=True)
+    z, lam, _ = ft.solve_ex(Q, q, A, c)
+    grads = torch.autograd.grad((z.sum() + lam.sum()), [Q, q, A, c], allow_unused=True)
+    for g, x in zip(grads, (Q, q, A, c)):
+        assert g is None or g.shape == x.shape

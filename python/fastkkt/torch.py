@@ -415,7 +415,7 @@ def _outer_sum(
     R = math.prod(batch[i] for i in reduced)
 
     def arrange(x: torch.Tensor) -> torch.Tensor:  # (*batch, p) -> (K, R, p)
-        return x.expand(*batch, x.shape[-1]).permute(*kept, *reduced, k).reshape(K, R, -1)
+        return x.expand(*batch, x.shape[-1]).permute(*kept, *reduced, k).reshape(K, R, x.shape[-1])
 
     U = torch.cat([arrange(u) for u in us], dim=1)
     V = torch.cat([arrange(v) for v in vs], dim=1)
