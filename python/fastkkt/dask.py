@@ -98,7 +98,7 @@ def _batch_chunks(ops: Sequence[_Operand], batch: tuple[int, ...]) -> tuple[tupl
     """Chunks of the output batch: per dimension the common refinement of the chunks of the
     dask operands that have it at full size; one chunk where only NumPy operands have it."""
     B = len(batch)
-    out = []
+    out: list[tuple[int, ...]] = []
     for d in range(B):
         seen = []
         for op in ops:
@@ -234,7 +234,8 @@ def _graph(
             fields=fields,
             offset=tuple(int(s[i]) for s, i in zip(starts, index)),
         )
-        layer[(solve_name, *index)] = (run, *(_block_key(x, op, index) for x, op in zip(xs, ops)))
+        key = (solve_name, *index)
+        layer[key] = (run, *(_block_key(x, op, index) for x, op in zip(xs, ops)))
     layers: dict[str, Any] = {}
     deps: dict[str, set] = {}
     for x in xs:
@@ -258,11 +259,11 @@ def _graph(
         dtype, core = meta[field]
         name = f"fastkkt-{field}-{token}"
         get = operator.getitem if not after else _after
-        field_layer = {}
+        field_layer: dict[Any, Any] = {}
         for index in indices:
             item = (operator.getitem, (solve_name, *index), k)
-            task = item if not after else (get, item, *after)
-            field_layer[(name, *index, *([0] * len(core)))] = task
+            key = (name, *index, *([0] * len(core)))
+            field_layer[key] = item if not after else (get, item, *after)
         graph = HighLevelGraph(
             {**layers, name: field_layer},
             {**deps, name: {solve_name} | ({after[0][0]} if after else set())},
