@@ -308,26 +308,32 @@ def client():
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
     environ.update(FASTKKT_NUM_THREADS=k, OMP_NUM_THREADS="1")
     saved = dict(os.environ)  # the Nanny writes pre-spawn-environ into this process's environ
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+    config = {
+        "distributed.nanny.pre-spawn-environ": environ,
+        # a busy CI machine can take longer than the default 30 s to connect a new worker
+        "distributed.comm.timeouts.connect": "180s",
+        "distributed.comm.timeouts.tcp": "180s",
+    }
+    with dask.config.set(config):
         cluster = distributed.LocalCluster(
             n_workers=workers,
             threads_per_worker=threads,
             processes=True,
             dashboard_address=None,
         )
-    c = distributed.Client(cluster)
-    pids: set[int] = set()
-    c.fastkkt_pids = pids  # every worker process seen, for the leak check
-    try:
-        assert set(c.run(fastkkt.get_num_threads).values()) == {int(k)}
-        pids.update(c.run(os.getpid).values())
-        yield c
-    finally:
-        pids.update(c.run(os.getpid).values())
-        c.close()
-        cluster.close()
-        os.environ.clear()
-        os.environ.update(saved)
+        c = distributed.Client(cluster)
+        pids: set[int] = set()
+        c.fastkkt_pids = pids  # every worker process seen, for the leak check
+        try:
+            assert set(c.run(fastkkt.get_num_threads).values()) == {int(k)}
+            pids.update(c.run(os.getpid).values())
+            yield c
+        finally:
+            pids.update(c.run(os.getpid).values())
+            c.close()
+            cluster.close()
+            os.environ.clear()
+            os.environ.update(saved)
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     assert not alive, f"worker processes left running: {alive}"
 
