@@ -195,7 +195,7 @@ def _raise_kkt(info: np.ndarray) -> None:
 
 def _raise_qp(info: np.ndarray) -> None:
     if info.any():
-        raise fastkkt.QPError(info)  # type: ignore[attr-defined]
+        raise fastkkt.QPError(info)
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,9 +390,8 @@ def _qp(Q: Any, q: Any, arrays: dict[str, Any], options: dict[str, Any], raising
     ops, scalars, batch = _qp_operands(Q, q, arrays)
     options = {**scalars, **options}
     # the NumPy function on an empty batch: the rest of its validation, dtypes and core shapes
-    empty = fastkkt.solve_qp_ex(  # type: ignore[attr-defined]
-        ops[0].empty(), ops[1].empty(), **{op.name: op.empty() for op in ops[2:]}, **options
-    )
+    kwargs: dict[str, Any] = {op.name: op.empty() for op in ops[2:]}
+    empty = fastkkt.solve_qp_ex(ops[0].empty(), ops[1].empty(), **kwargs, **options)
     meta = _meta(empty._asdict(), fields, batch)
     raise_for = _raise_qp if raising else None
     return _graph("solve_qp_ex", ops, 2, options, batch, meta, raise_for)
@@ -431,7 +430,7 @@ def solve_qp_ex(
     """
     arrays = {"A": A, "c": c, "G": G, "h": h, "lb": lb, "ub": ub}
     out = _qp(Q, q, arrays, _qp_options(tol, max_iter, check_finite), False, _QP_FIELDS)
-    return fastkkt.QPSolution(**out)  # type: ignore[attr-defined]
+    return fastkkt.QPSolution(**out)
 
 
 def solve_qp(
