@@ -12,6 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# CI sets FASTKKT_REQUIRE_DASK=1 (with fastkkt[dask] installed): there a missing dask,
+# distributed or zarr is an error, so these tests cannot silently turn into skips.
+if os.environ.get("FASTKKT_REQUIRE_DASK") == "1":
+    import dask.array
+    import distributed  # noqa: F401
+    import zarr  # noqa: F401
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
@@ -302,26 +308,32 @@ def client():
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ"))
     environ.update(FASTKKT_NUM_THREADS=k, OMP_NUM_THREADS="1")
     saved = dict(os.environ)  # the Nanny writes pre-spawn-environ into this process's environ
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+    config = {
+        "distributed.nanny.pre-spawn-environ": environ,
+        # a busy CI machine can take longer than the default 30 s to connect a new worker
+        "distributed.comm.timeouts.connect": "180s",
+        "distributed.comm.timeouts.tcp": "180s",
+    }
+    with dask.config.set(config):
         cluster = distributed.LocalCluster(
             n_workers=workers,
             threads_per_worker=threads,
             processes=True,
             dashboard_address=None,
         )
-    c = distributed.Client(cluster)
-    pids: set[int] = set()
-    c.fastkkt_pids = pids  # every worker process seen, for the leak check
-    try:
-        assert set(c.run(fastkkt.get_num_threads).values()) == {int(k)}
-        pids.update(c.run(os.getpid).values())
-        yield c
-    finally:
-        pids.update(c.run(os.getpid).values())
-        c.close()
-        cluster.close()
-        os.environ.clear()
-        os.environ.update(saved)
+        c = distributed.Client(cluster)
+        pids: set[int] = set()
+        c.fastkkt_pids = pids  # every worker process seen, for the leak check
+        try:
+            assert set(c.run(fastkkt.get_num_threads).values()) == {int(k)}
+            pids.update(c.run(os.getpid).values())
+            yield c
+        finally:
+            pids.update(c.run(os.getpid).values())
+            c.close()
+            cluster.close()
+            os.environ.clear()
+            os.environ.update(saved)
     alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
     assert not alive, f"worker processes left running: {alive}"
 
@@ -392,11 +404,11 @@ def _number(label: str, text: str) -> float:
 
 @pytest.mark.slow
 def test_out_of_core_example(tmp_path):
-    """96 MiB of problems through a 48 MiB budget (3 MiB chunks): the script checks a sample
+    """80 MiB of problems through a 40 MiB budget (2.5 MiB chunks): the script checks a sample
     against fastkkt.reference and its own memory; the numbers it prints are checked here."""
     pytest.importorskip("zarr")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
-    settings = "--budget-mb 48 --input-factor 2 --n 16 --m 4".split()
+    settings = "--budget-mb 40 --input-factor 2 --n 16 --m 4 --sample 100".split()
     script = str(ROOT / "examples" / "dask_out_of_core.py")
     proc = subprocess.run(
         [sys.executable, "-W", "error", script, *settings, "--dir", str(tmp_path)],
@@ -411,7 +423,166 @@ def test_out_of_core_example(tmp_path):
     assert "100% Completed" in out  # the progress bar ran to the end
     assert _number("max relative error", out) < 1e-10
     growth, size = _number("growth", out), _number("for input", out)
-    assert size > 90
-    assert growth < 48
+    assert size > 75
+    assert growth < 40
     assert growth < size / 2
     assert list(tmp_path.iterdir()) == []  # the stores were removed
+
+
+# --------------------------------------------------------------------------------------------
+# inequality-constrained QPs: fd.solve_qp / solve_qp_ex against fastkkt.solve_qp(_ex)
+
+P = 3
+
+
+def _qp(batch, seed, dtype=np.float64, shared_G=False):
+    """A feasible QP per element: z0 in the box [-1, 1], A z0 = c, G z0 < h (one G for every
+    element with `shared_G`)."""
+    Q, q, A, _ = random_qp(batch, N, M, seed=seed)
+    rng = np.random.default_rng([seed, 7])
+    shape = Q.shape[:-2]
+    z0 = rng.uniform(-0.5, 0.5, (*shape, N))
+    G = rng.standard_normal((*shape, P, N))
+    if shared_G:
+        G = np.broadcast_to(G[(0,) * len(shape)], G.shape)
+    h = np.einsum("...ij,...j->...i", G, z0) + rng.uniform(0.1, 1.0, (*shape, P))
+    c = np.einsum("...ij,...j->...i", A, z0)
+    lb = np.full((*shape, N), -1.0)
+    ub = rng.uniform(0.6, 2.0, (*shape, N))
+    return {k: v.astype(dtype) for k, v in dict(Q=Q, q=q, A=A, c=c, G=G, h=h, lb=lb, ub=ub).items()}
+
+
+QP_LAYOUTS = {
+    "all keywords, all dask": (dict.fromkeys("QqAcGhlu", True), {}),
+    "shared Q and G in NumPy, scalar bounds": (
+        {"Q": "shared", "G": "shared", "q": True, "A": True, "c": True, "h": True},
+        {"lb": -1.0, "ub": 1.0},
+    ),
+    "equalities only": ({"Q": True, "q": True, "A": True, "c": True}, {}),
+    "bounds only": ({"Q": "shared", "q": True, "l": True, "u": True}, {}),
+}
+_KEY = {"l": "lb", "u": "ub"}
+
+
+def _qp_case(name, dtype=np.float64, batch=(10,), chunk=4):
+    """(NumPy kwargs, dask kwargs) for fastkkt.solve_qp_ex(**kwargs)."""
+    layout, scalars = QP_LAYOUTS[name]
+    full = _qp(batch, seed=len(name), dtype=dtype, shared_G=layout.get("G") == "shared")
+    np_kw, dk_kw = {}, {}
+    for short, how in layout.items():
+        k = _KEY.get(short, short)
+        x = full[k][(0,) * len(batch)] if how == "shared" else full[k]
+        np_kw[k] = x
+        dk_kw[k] = x if how == "shared" else da.from_array(x, chunks=(chunk, *x.shape[1:]))
+    np_kw.update(scalars)
+    dk_kw.update(scalars)
+    return np_kw, dk_kw
+
+
+def _split(kw):
+    kw = dict(kw)
+    return kw.pop("Q"), kw.pop("q"), kw
+
+
+needs_qp = pytest.mark.skipif(
+    not hasattr(fastkkt, "solve_qp"), reason="fastkkt.solve_qp is not merged in this checkout"
+)
+
+
+@needs_qp
+@pytest.mark.parametrize("name", list(QP_LAYOUTS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_qp_ex_bitwise_as_numpy(name, dtype):
+    np_kw, dk_kw = _qp_case(name, dtype)
+    Q, q, kw = _split(dk_kw)
+    sol = fd.solve_qp_ex(Q, q, **kw)
+    assert isinstance(sol, fastkkt.QPSolution)
+    Qn, qn, kwn = _split(np_kw)
+    want = fastkkt.solve_qp_ex(Qn, qn, **kwn)
+    for field in want._fields:
+        x = getattr(sol, field)
+        assert isinstance(x, da.Array)
+        assert x.chunks[0] == (4, 4, 2)
+        assert (x.shape, x.dtype) == (getattr(want, field).shape, getattr(want, field).dtype)
+    for g, w in zip(dask.compute(*sol), want):
+        _assert_same(g, w)
+
+
+@needs_qp
+def test_qp_raise_and_multipliers_bitwise_as_numpy():
+    np_kw, dk_kw = _qp_case("all keywords, all dask")
+    Qn, qn, kwn = _split(np_kw)
+    Q, q, kw = _split(dk_kw)
+    assert not fastkkt.solve_qp_ex(Qn, qn, **kwn).info.any()  # feasible, strictly convex
+    _assert_same(fd.solve_qp(Q, q, **kw).compute(), fastkkt.solve_qp(Qn, qn, **kwn))
+    got = dask.compute(*fd.solve_qp(Q, q, return_multipliers=True, **kw))
+    for g, w in zip(got, fastkkt.solve_qp(Qn, qn, return_multipliers=True, **kwn)):
+        _assert_same(g, w)
+
+
+@needs_qp
+def test_qp_error_names_global_indices():
+    """Elements 1, 6 and 9 (three blocks of 4) made infeasible by lb > ub: QPError with the
+    NumPy message, global indices and the whole status array."""
+    np_kw, dk_kw = _qp_case("all keywords, all dask")
+    bad = [1, 6, 9]
+    np_kw["lb"] = np_kw["lb"].copy()
+    np_kw["lb"][bad, 0] = np_kw["ub"][bad, 0] + 1.0
+    dk_kw["lb"] = da.from_array(np_kw["lb"], chunks=(4, N))
+    Qn, qn, kwn = _split(np_kw)
+    Q, q, kw = _split(dk_kw)
+    with pytest.raises(fastkkt.QPError) as numpy_error:
+        fastkkt.solve_qp(Qn, qn, **kwn)
+    with pytest.raises(fastkkt.QPError) as dask_error:
+        fd.solve_qp(Q, q, **kw).compute()
+    assert {i for (i,) in dask_error.value.indices} >= set(bad)
+    assert dask_error.value.indices == numpy_error.value.indices
+    assert str(dask_error.value) == str(numpy_error.value)
+    np.testing.assert_array_equal(dask_error.value.info, numpy_error.value.info)
+    info = fd.solve_qp_ex(Q, q, **kw).info.compute()
+    _assert_same(info, numpy_error.value.info)
+
+
+def _qp_bad_inputs():
+    kw = _qp(6, seed=12)
+    Q, q = kw.pop("Q"), kw.pop("q")
+    drop = lambda *names: {k: v for k, v in kw.items() if k not in names}  # noqa: E731
+    return {
+        "A without c": (Q, q, drop("c")),
+        "h without G": (Q, q, drop("G")),
+        "Q not square": (Q[:, :4], q, kw),
+        "A wrong n": (Q, q, {**kw, "A": kw["A"][..., :4]}),
+        "h wrong p": (Q, q, {**kw, "h": kw["h"][:, :2]}),
+        "lb wrong n": (Q, q, {**kw, "lb": kw["lb"][:, :3]}),
+        "batch does not broadcast": (Q, q[:4], kw),
+        "complex G": (Q, q, {**kw, "G": kw["G"].astype(complex)}),
+        "tol out of range": (Q, q, {**kw, "tol": 2.0}),
+        "max_iter not an int": (Q, q, {**kw, "max_iter": 1.5}),
+    }
+
+
+@needs_qp
+@pytest.mark.parametrize("name", list(_qp_bad_inputs()))
+@pytest.mark.parametrize("func", ["solve_qp", "solve_qp_ex"])
+def test_qp_errors_eager_with_the_numpy_message(name, func):
+    Q, q, kw = _qp_bad_inputs()[name]
+    with pytest.raises((ValueError, TypeError)) as numpy_error:
+        getattr(fastkkt, func)(Q, q, **kw)
+
+    def lazy(x):
+        return da.from_array(x, chunks=2) if isinstance(x, np.ndarray) and x.ndim else x
+
+    with pytest.raises(numpy_error.type) as dask_error:
+        getattr(fd, func)(lazy(Q), lazy(q), **{k: lazy(v) for k, v in kw.items()})
+    assert str(dask_error.value) == str(numpy_error.value)
+
+
+@needs_qp
+@pytest.mark.slow
+def test_distributed_qp_bitwise(client):
+    np_kw, dk_kw = _qp_case("shared Q and G in NumPy, scalar bounds", batch=(24,), chunk=6)
+    Qn, qn, kwn = _split(np_kw)
+    Q, q, kw = _split(dk_kw)
+    got = client.gather(client.compute(list(fd.solve_qp_ex(Q, q, **kw))))
+    for g, w in zip(got, fastkkt.solve_qp_ex(Qn, qn, **kwn)):
+        _assert_same(g, w)

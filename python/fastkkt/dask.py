@@ -94,21 +94,13 @@ class _Operand:
         return np.empty((0,) * (1 + len(self.batch)) + core, self.stub.dtype)
 
 
-def _broadcast_batch(ops: Sequence[_Operand]) -> tuple[int, ...]:
-    try:
-        return tuple(np.broadcast_shapes(*(op.batch for op in ops)))
-    except ValueError:
-        desc = ", ".join(f"{op.name} {op.batch}" for op in ops)
-        raise ValueError(f"batch dimensions do not broadcast: {desc}") from None
-
-
 def _batch_chunks(ops: Sequence[_Operand], batch: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
     """Chunks of the output batch: per dimension the common refinement of the chunks of the
     dask operands that have it at full size; one chunk where only NumPy operands have it."""
     B = len(batch)
     out: list[tuple[int, ...]] = []
     for d in range(B):
-        seen: list[tuple[int, ...]] = []
+        seen = []
         for op in ops:
             j = d - (B - len(op.batch))
             if j >= 0 and op.shape[j] == batch[d] and isinstance(op.x, da.Array):
@@ -203,7 +195,7 @@ def _raise_kkt(info: np.ndarray) -> None:
 
 def _raise_qp(info: np.ndarray) -> None:
     if info.any():
-        raise fastkkt.QPError(info)  # type: ignore[attr-defined]
+        raise fastkkt.QPError(info)
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,9 +262,8 @@ def _graph(
         field_layer: dict[Any, Any] = {}
         for index in indices:
             item = (operator.getitem, (solve_name, *index), k)
-            task = item if not after else (get, item, *after)
             key = (name, *index, *([0] * len(core)))
-            field_layer[key] = task
+            field_layer[key] = item if not after else (get, item, *after)
         graph = HighLevelGraph(
             {**layers, name: field_layer},
             {**deps, name: {solve_name} | ({after[0][0]} if after else set())},
@@ -351,55 +342,56 @@ def solve(
 # inequality-constrained QPs
 
 
-def _qp_operands(Q: Any, q: Any, arrays: dict[str, Any]) -> tuple[list[_Operand], tuple[int, ...]]:
+def _qp_operands(
+    Q: Any, q: Any, arrays: dict[str, Any]
+) -> tuple[list[_Operand], dict[str, Any], tuple[int, ...]]:
+    """The operands (scalar bounds apart: they pass through as they are, so that a Python
+    scalar stays out of dtype promotion as in NumPy) and the batch shape, after the checks of
+    fastkkt.solve_qp_ex in its order and words, on zero-memory stand-ins."""
     for a, b in _PARTNERS:
         if (arrays.get(a) is None) != (arrays.get(b) is None):
             given, missing = (a, b) if arrays.get(a) is not None else (b, a)
             raise ValueError(f"{given} was given without {missing}: pass both or neither")
-    ops = [_Operand("Q", Q, 2), _Operand("q", q, 1)]
+    ops = {"Q": _Operand("Q", Q, 2), "q": _Operand("q", q, 1)}
+    scalars: dict[str, Any] = {}
     for k in ("A", "c", "G", "h", "lb", "ub"):
         x = arrays.get(k)
-        if x is not None:
-            ops.append(_Operand(k, x, _CORE_NDIM.get(k, 1)))
-    by = {op.name: op for op in ops}
-    Qo = by["Q"]
-    if len(Qo.shape) < 2 or Qo.shape[-1] != Qo.shape[-2]:
-        raise ValueError(f"Q must be square with shape (..., n, n), got shape {Qo.shape}")
-    n = Qo.shape[-1]
-    sizes = {"n": n}
+        if x is None:
+            continue
+        if k in ("lb", "ub") and not isinstance(x, da.Array) and np.ndim(x) == 0:
+            scalars[k] = x
+        else:
+            ops[k] = _Operand(k, x, _CORE_NDIM.get(k, 1))
+    stub = {k: _api._as_array(op.stub, k) for k, op in ops.items()}
+    Qs = stub["Q"]
+    _api._check_mat(Qs, "Q", "(..., n, n)")
+    n = Qs.shape[-1]
+    if Qs.shape[-2] != n:
+        raise ValueError(f"Q must be square with shape (..., n, n), got shape {Qs.shape}")
+    _api._check_vec(stub["q"], "q", "(..., n)", n, "n")
     for mat, vec, size in (("A", "c", "m"), ("G", "h", "p")):
-        if mat in by:
-            M = by[mat]
-            if len(M.shape) < 2 or M.shape[-1] != n:
+        if mat in stub:
+            M = stub[mat]
+            _api._check_mat(M, mat, f"(..., {size}, n)")
+            if M.shape[-1] != n:
                 raise ValueError(
-                    f"{mat} must have shape (..., {size}, n) with n = {n} (from Q {Qo.shape}), "
+                    f"{mat} must have shape (..., {size}, n) with n = {n} (from Q {Qs.shape}), "
                     f"got shape {M.shape}"
                 )
-            sizes[size] = M.shape[-2]
-            v = by[vec]
-            if len(v.shape) < 1 or v.shape[-1] != sizes[size]:
-                raise ValueError(
-                    f"{vec} must have shape (..., {size}) with {size} = {sizes[size]} "
-                    f"(from {mat} {M.shape}), got shape {v.shape}"
-                )
-    for k in ("q", "lb", "ub"):
-        if k in by:
-            v = by[k]
-            if k == "q" or len(v.shape) > 0:
-                if len(v.shape) < 1 or v.shape[-1] != n:
-                    what = "(..., n)" if k == "q" else "(..., n) or a scalar"
-                    raise ValueError(
-                        f"{k} must have shape {what} with n = {n}, got shape {v.shape}"
-                    )
-    return ops, _broadcast_batch(ops)
+            _api._check_vec(stub[vec], vec, f"(..., {size})", M.shape[-2], size)
+    for k in ("lb", "ub"):
+        if k in stub:
+            _api._check_vec(stub[k], k, "(..., n) or a scalar", n, "n")
+    batch = _api._batch_shape({k: (stub[k], op.core) for k, op in ops.items()})
+    return list(ops.values()), scalars, batch
 
 
 def _qp(Q: Any, q: Any, arrays: dict[str, Any], options: dict[str, Any], raising: bool, fields):
-    ops, batch = _qp_operands(Q, q, arrays)
+    ops, scalars, batch = _qp_operands(Q, q, arrays)
+    options = {**scalars, **options}
     # the NumPy function on an empty batch: the rest of its validation, dtypes and core shapes
-    empty = fastkkt.solve_qp_ex(  # type: ignore[attr-defined]
-        ops[0].empty(), ops[1].empty(), **{op.name: op.empty() for op in ops[2:]}, **options
-    )
+    kwargs: dict[str, Any] = {op.name: op.empty() for op in ops[2:]}
+    empty = fastkkt.solve_qp_ex(ops[0].empty(), ops[1].empty(), **kwargs, **options)
     meta = _meta(empty._asdict(), fields, batch)
     raise_for = _raise_qp if raising else None
     return _graph("solve_qp_ex", ops, 2, options, batch, meta, raise_for)
@@ -438,7 +430,7 @@ def solve_qp_ex(
     """
     arrays = {"A": A, "c": c, "G": G, "h": h, "lb": lb, "ub": ub}
     out = _qp(Q, q, arrays, _qp_options(tol, max_iter, check_finite), False, _QP_FIELDS)
-    return fastkkt.QPSolution(**out)  # type: ignore[attr-defined]
+    return fastkkt.QPSolution(**out)
 
 
 def solve_qp(
