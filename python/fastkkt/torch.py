@@ -52,8 +52,16 @@ _Empty = (0,)
 
 def _np(t: torch.Tensor) -> np.ndarray:
     """A NumPy view of a CPU tensor (shares memory, also for expanded stride-0 tensors)."""
-    t = t.detach()
-    return (t.resolve_neg() if t.is_neg() else t).numpy()  # real tensors: no conjugate bit
+    try:
+        t = t.detach()
+        return (t.resolve_neg() if t.is_neg() else t).numpy()  # real tensors: no conjugate bit
+    except RuntimeError as exc:  # a tensor without storage that no fastkkt rule unwrapped
+        raise NotImplementedError(
+            "fastkkt.torch got a tensor without data here: the transform in use is not "
+            "supported (torch.autograd.grad(is_grads_batched=True) and "
+            "torch.autograd.functional's vectorize=True use torch's legacy vmap); use "
+            f"torch.func (vmap, grad, jacrev, jacfwd, hessian) instead. ({exc})"
+        ) from exc
 
 
 def _record_size(N: Any) -> Any:
