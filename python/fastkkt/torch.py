@@ -205,7 +205,7 @@ def _kkt_backward_impl(
     want_A: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(∂ℓ/∂q, ∂ℓ/∂c, ∂ℓ/∂Q, ∂ℓ/∂A) per batch element, in one call to the core: the adjoint
-    solve of `_kkt_adjoint_impl`, then d_z, −d_λ, ½(d_z zᵀ + z d_zᵀ) and d_λ zᵀ + λ d_zᵀ
+    solve d = −K⁻¹g of `_backward`, then d_z, −d_λ, ½(d_z zᵀ + z d_zᵀ) and d_λ zᵀ + λ d_zᵀ
     (zero for failed elements). For a batch in which Q or A is not broadcast, so that the
     factorization is per element; ∂ℓ/∂Q (∂ℓ/∂A) is computed only if `want_Q` (`want_A`),
     else it is empty, and is meaningful only for an input with one Q (A) per element."""
@@ -264,9 +264,10 @@ def _traced(probe: torch.Tensor) -> bool:
     """Whether a tracer records this call (torch.compile / AOT autograd, whose tensors are
     subclasses such as FakeTensor, or torch.jit.trace): it then calls the registered
     operators, which the trace records, instead of their Python implementations."""
-    return (
-        torch.compiler.is_compiling() or type(probe) is not torch.Tensor or torch.jit.is_tracing()
-    )
+    return torch.compiler.is_compiling() or type(probe) not in _PLAIN or torch.jit.is_tracing()
+
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def _has_tangent(ts: Sequence[torch.Tensor]) -> bool:
@@ -277,7 +278,7 @@ def _has_tangent(ts: Sequence[torch.Tensor]) -> bool:
 def _solve_factored(differentiable: bool, *args: Any) -> tuple:
     """``fastkkt::kkt_solve_factored``: differentiable (itself differentiable again, for
     higher derivatives and torch.func), as the traced operator, or the bare implementation."""
-    if _traced(args[2]):
+    if _traced(args[0]):
         return torch.ops.fastkkt.kkt_solve_factored(*args)
     if differentiable:
         return _SolveFactored.apply(*args)
