@@ -162,3 +162,15 @@ def test_forward_ad_zero_tangent_for_failed_elements():
     assert not dz[1].any()
     assert not dlam[1].any()
     assert torch.isfinite(dz).all()
+
+
+def test_legacy_vmap_is_a_clear_error():
+    """torch.autograd.functional's vectorize=True runs the backward pass under torch's legacy
+    vmap, which has no rule for autograd.Functions: a NotImplementedError that points to
+    torch.func, not an error from torch's internals."""
+    Q, q, A, c = tensors(3, 4, 2, seed=12, grad=False)
+    with pytest.raises(NotImplementedError, match=r"legacy vmap\); use torch\.func"):
+        torch.autograd.functional.jacobian(lambda q: ft.solve(Q, q, A, c), q, vectorize=True)
+    want = jacrev(lambda q: reference(Q, q, A, c)[0])(q)
+    got = torch.autograd.functional.jacobian(lambda q: ft.solve(Q, q, A, c), q)
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-11)

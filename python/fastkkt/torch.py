@@ -52,8 +52,16 @@ _Empty = (0,)
 
 def _np(t: torch.Tensor) -> np.ndarray:
     """A NumPy view of a CPU tensor (shares memory, also for expanded stride-0 tensors)."""
-    t = t.detach()
-    return (t.resolve_neg() if t.is_neg() else t).numpy()  # real tensors: no conjugate bit
+    try:
+        t = t.detach()
+        return (t.resolve_neg() if t.is_neg() else t).numpy()  # real tensors: no conjugate bit
+    except RuntimeError as exc:  # a tensor without storage that no fastkkt rule unwrapped
+        raise NotImplementedError(
+            "fastkkt.torch got a tensor without data here: the transform in use is not "
+            "supported (torch.autograd.grad(is_grads_batched=True) and "
+            "torch.autograd.functional's vectorize=True use torch's legacy vmap); use "
+            f"torch.func (vmap, grad, jacrev, jacfwd, hessian) instead. ({exc})"
+        ) from exc
 
 
 def _record_size(N: Any) -> Any:
@@ -197,7 +205,7 @@ def _kkt_backward_impl(
     want_A: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(∂ℓ/∂q, ∂ℓ/∂c, ∂ℓ/∂Q, ∂ℓ/∂A) per batch element, in one call to the core: the adjoint
-    solve of `_kkt_adjoint_impl`, then d_z, −d_λ, ½(d_z zᵀ + z d_zᵀ) and d_λ zᵀ + λ d_zᵀ
+    solve d = −K⁻¹g of `_backward`, then d_z, −d_λ, ½(d_z zᵀ + z d_zᵀ) and d_λ zᵀ + λ d_zᵀ
     (zero for failed elements). For a batch in which Q or A is not broadcast, so that the
     factorization is per element; ∂ℓ/∂Q (∂ℓ/∂A) is computed only if `want_Q` (`want_A`),
     else it is empty, and is meaningful only for an input with one Q (A) per element."""
@@ -256,9 +264,10 @@ def _traced(probe: torch.Tensor) -> bool:
     """Whether a tracer records this call (torch.compile / AOT autograd, whose tensors are
     subclasses such as FakeTensor, or torch.jit.trace): it then calls the registered
     operators, which the trace records, instead of their Python implementations."""
-    return (
-        torch.compiler.is_compiling() or type(probe) is not torch.Tensor or torch.jit.is_tracing()
-    )
+    return torch.compiler.is_compiling() or type(probe) not in _PLAIN or torch.jit.is_tracing()
+
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def _has_tangent(ts: Sequence[torch.Tensor]) -> bool:
@@ -269,7 +278,7 @@ def _has_tangent(ts: Sequence[torch.Tensor]) -> bool:
 def _solve_factored(differentiable: bool, *args: Any) -> tuple:
     """``fastkkt::kkt_solve_factored``: differentiable (itself differentiable again, for
     higher derivatives and torch.func), as the traced operator, or the bare implementation."""
-    if _traced(args[2]):
+    if _traced(args[0]):
         return torch.ops.fastkkt.kkt_solve_factored(*args)
     if differentiable:
         return _SolveFactored.apply(*args)
