@@ -274,6 +274,23 @@ def test_broadcasting_and_shared_operands():
         np.testing.assert_array_equal(kw[k], v)
 
 
+def test_layouts_and_integer_input():
+    rng = np.random.default_rng(12)
+    Q, q, kw = random_problem(rng, 7, 2, 9, box=True)
+    z = fastkkt.solve_qp(Q, q, **kw)
+    # transposed / strided / byte-swapped views give the same bits
+    Qt = np.asfortranarray(Q)
+    G2 = np.zeros((9, 14))
+    G2[:, ::2] = kw["G"]
+    swapped = kw["h"].astype(kw["h"].dtype.newbyteorder())
+    args = dict(kw, G=G2[:, ::2], h=swapped)
+    np.testing.assert_array_equal(fastkkt.solve_qp(Qt, q, **args), z)
+    # integers become float64
+    zi = fastkkt.solve_qp(np.eye(3, dtype=np.int64), np.array([1, -2, 3]), lb=-1, ub=1)
+    assert zi.dtype == np.float64
+    np.testing.assert_allclose(zi, [-1, 1, -1], atol=1e-10)
+
+
 def test_scalar_bounds_and_infinite_rows():
     rng = np.random.default_rng(4)
     Q, q, kw = random_problem(rng, 6, 0, 4)
