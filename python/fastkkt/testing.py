@@ -214,3 +214,104 @@ def assert_allclose_normwise(actual: Any, desired: Any, rtol: float, err_msg: st
             f"(normwise); worst at batch index {tuple(int(i) for i in worst)}: "
             f"{err[worst]:.3g} vs {rtol:g} · {scale[worst]:.3g}. {err_msg}"
         )
+
+
+# --------------------------------------------------------------------------------------------
+# inequality-constrained QPs (fastkkt.solve_qp)
+
+
+def _opt(x: Any) -> np.ndarray | None:
+    return None if x is None else np.asarray(x, dtype=np.float64)
+
+
+def _inf_norm(x: np.ndarray) -> np.ndarray:
+    """‖x‖∞ over the last axis, 0 for an empty vector."""
+    return np.abs(x).max(axis=-1, initial=0.0)
+
+
+def _matvec(M: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return (M @ x[..., None])[..., 0]
+
+
+def qp_kkt_residuals(
+    Q: Any,
+    q: Any,
+    z: Any,
+    lam: Any = None,
+    mu: Any = None,
+    nu: Any = None,
+    *,
+    A: Any = None,
+    c: Any = None,
+    G: Any = None,
+    h: Any = None,
+    lb: Any = None,
+    ub: Any = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three relative KKT measures of API.md ("Inequality-constrained QPs") for a batch
+    of (z, λ, μ, ν), in float64, each of the broadcast batch shape:
+
+    * primal: max(‖Az − c‖, ‖max(Gz − h, 0)‖, ‖max(lb − z, 0)‖, ‖max(z − ub, 0)‖)
+      / (1 + max(‖Az‖, ‖c‖, ‖Gz‖, ‖h‖ (finite entries), ‖z‖));
+    * dual: ‖sym(Q)z + q + Aᵀλ + Gᵀμ + ν‖ / (1 + max(‖Qz‖, ‖q‖, ‖Aᵀλ‖, ‖Gᵀμ‖, ‖ν‖));
+    * gap: |zᵀQz + qᵀz + cᵀλ + hᵀμ + ubᵀν₊ − lbᵀν₋| / (1 + |½zᵀQz + qᵀz| + the largest of
+      those terms in absolute value), ν₊ = max(ν, 0), ν₋ = max(−ν, 0), infinite h, lb, ub
+      entries left out.
+
+    All norms are ∞-norms per element. A solution at status 0 has all three ≤ tol. Missing
+    constraints are None (as in ``solve_qp``); lb and ub may be scalars.
+    """
+    Q, q, z = (np.asarray(x, dtype=np.float64) for x in (Q, q, z))
+    A, c, G, h, lb, ub, lam, mu, nu = map(_opt, (A, c, G, h, lb, ub, lam, mu, nu))
+    n = z.shape[-1]
+    Qs = (Q + np.swapaxes(Q, -1, -2)) / 2
+    Qz = _matvec(Qs, z)
+    zQz = (z * Qz).sum(-1)
+    qz = (q * z).sum(-1)
+    zero = np.zeros(np.broadcast_shapes(zQz.shape, qz.shape))
+
+    primal, primal_scale = [zero], [_inf_norm(z)]
+    grad, dual_scale = Qz + q, [_inf_norm(Qz), _inf_norm(q)]
+    terms = [zQz, qz]
+    if A is not None and c is not None and A.shape[-2] > 0:
+        Az = _matvec(A, z)
+        primal += [_inf_norm(Az - c)]
+        primal_scale += [_inf_norm(Az), _inf_norm(c)]
+        if lam is not None:
+            ATl = _matvec(np.swapaxes(A, -1, -2), lam)
+            grad = grad + ATl
+            dual_scale.append(_inf_norm(ATl))
+            terms.append((c * lam).sum(-1))
+    if G is not None and h is not None and G.shape[-2] > 0:
+        Gz = _matvec(G, z)
+        finite = np.isfinite(h)
+        primal += [_inf_norm(np.maximum(Gz - h, 0.0))]
+        primal_scale += [_inf_norm(Gz), _inf_norm(np.where(finite, h, 0.0))]
+        if mu is not None:
+            GTm = _matvec(np.swapaxes(G, -1, -2), mu)
+            grad = grad + GTm
+            dual_scale.append(_inf_norm(GTm))
+            terms.append((np.where(finite, h, 0.0) * np.where(finite, mu, 0.0)).sum(-1))
+    if nu is not None:
+        grad = grad + nu
+        dual_scale.append(_inf_norm(nu))
+    for bound, sign in ((ub, 1.0), (lb, -1.0)):
+        if bound is None:
+            continue
+        bound = np.broadcast_to(bound, np.broadcast_shapes(bound.shape, (n,)))
+        finite = np.isfinite(bound)
+        primal.append(
+            _inf_norm(np.maximum(sign * (z - np.where(finite, bound, 0.0)), 0.0) * finite)
+        )
+        if nu is not None:
+            part = np.maximum(sign * nu, 0.0)  # ν₊ for ub, ν₋ for lb
+            terms.append(sign * (np.where(finite, bound, 0.0) * np.where(finite, part, 0.0)).sum(-1))
+
+    def largest(xs: list) -> np.ndarray:
+        return np.maximum.reduce(np.broadcast_arrays(*xs)) if len(xs) > 1 else xs[0]
+
+    p = largest(primal) / (1 + largest(primal_scale))
+    d = _inf_norm(grad) / (1 + largest(dual_scale))
+    total = sum(terms[1:], terms[0])
+    g = np.abs(total) / (1 + np.abs(zQz / 2 + qz) + largest([np.abs(t) for t in terms]))
+    return p, d, g
