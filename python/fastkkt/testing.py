@@ -15,6 +15,7 @@ import numpy as np
 __all__ = [
     "QP_CASES",
     "assert_allclose_normwise",
+    "assert_qp_kkt",
     "clarabel_qp",
     "feasible_qp",
     "ill_conditioned_qp",
@@ -747,3 +748,49 @@ def _polish_active_set(Q, q, A, c, C, d, z, lam, w):
     if feasible and signs and np.isfinite(x).all():
         return zp, lp, np.maximum(wp, 0.0)
     return None
+
+
+def assert_qp_kkt(problem: dict, z: Any, lam: Any, mu: Any, nu: Any, tol: float) -> None:
+    """Assert that every element of (z, λ, μ, ν) solves ``problem`` (a dict of solve_qp's
+    arguments, extra keys ignored) to ``tol``: the three measures of
+    :func:`qp_kkt_residuals` ≤ tol, and per row, with ε = tol·(1 + ‖q‖∞ + ‖Qz‖∞ + ‖ν‖∞ +
+    ‖Gᵀμ‖∞) (scale of the dual residual): μ ≥ −ε; μᵢ·slackᵢ ≤ ε·(1 + slack scale);
+    ν ≤ ε where ub = +inf (or absent), ν ≥ −ε where lb = −inf (or absent);
+    ν₊·(ub − z) and ν₋·(z − lb) ≤ ε·(1 + ‖z‖∞ + bound scale) (ν = 0 off the bounds)."""
+    f64 = np.float64
+    P = {k: problem.get(k) for k in ("Q", "q", "A", "c", "G", "h", "lb", "ub")}
+    z, lam, mu, nu = (np.asarray(x, f64) for x in (z, lam, mu, nu))
+    assert np.isfinite(z).all(), "z is not finite"
+    p, d, g = qp_kkt_residuals(P["Q"], P["q"], z, lam, mu, nu, **{k: P[k] for k in "AcGh"},
+                               lb=P["lb"], ub=P["ub"])  # fmt: skip
+    for name, r in (("primal", p), ("dual", d), ("gap", g)):
+        worst = float(np.max(r, initial=0.0))
+        assert worst <= tol, f"{name} residual {worst:.3g} > tol = {tol:g}"
+    Q = np.asarray(P["Q"], f64)
+    Qz = _matvec((Q + np.swapaxes(Q, -1, -2)) / 2, z)
+    eps = tol * (1 + np.maximum.reduce([_inf_norm(np.asarray(P["q"], f64) + 0 * z), _inf_norm(Qz),
+                                        _inf_norm(nu)]))  # fmt: skip
+    if P["G"] is not None and mu.shape[-1] > 0:
+        G, h = np.asarray(P["G"], f64), np.asarray(P["h"], f64)
+        eps = np.maximum(eps, tol * _inf_norm(_matvec(np.swapaxes(G, -1, -2), mu)))
+        slack = np.where(np.isfinite(h), h - _matvec(G, z), np.inf)
+        assert (mu >= -eps[..., None]).all(), f"negative μ: min {mu.min():.3g}"
+        scale = 1 + np.maximum(_inf_norm(np.where(np.isfinite(h), h, 0.0)), _inf_norm(z))
+        prod = mu * np.maximum(np.where(np.isfinite(slack), slack, 0.0), 0.0)
+        assert (prod <= (eps * scale)[..., None]).all(), f"μ∘slack up to {prod.max():.3g}"
+        assert (np.where(np.isinf(slack), np.abs(mu), 0.0) <= eps[..., None]).all(), (
+            "μ ≠ 0 on a row with h = +inf"
+        )
+    for bound, sign in ((P["ub"], 1.0), (P["lb"], -1.0)):
+        part = np.maximum(sign * nu, 0.0)
+        if bound is None:
+            assert (part <= eps[..., None]).all(), "ν has the sign of a bound that is absent"
+            continue
+        b = np.broadcast_to(np.asarray(bound, f64), z.shape)
+        dist = np.where(np.isfinite(b), sign * (b - z), np.inf)
+        assert (np.where(np.isinf(dist), part, 0.0) <= eps[..., None]).all(), (
+            "ν has the sign of an infinite bound"
+        )
+        scale = 1 + np.maximum(_inf_norm(np.where(np.isfinite(b), b, 0.0)), _inf_norm(z))
+        prod = part * np.maximum(np.where(np.isfinite(dist), dist, 0.0), 0.0)
+        assert (prod <= (eps * scale)[..., None]).all(), f"ν∘(distance to bound) {prod.max():.3g}"
