@@ -30,7 +30,7 @@ if os.environ.get("FASTKKT_REQUIRE_TORCH") == "1":
 QP_IMPLEMENTATIONS = ["reference", "fastkkt"]
 
 
-@pytest.fixture(params=QP_IMPLEMENTATIONS)
+@pytest.fixture(params=QP_IMPLEMENTATIONS, scope="session")
 def qp(request: pytest.FixtureRequest):
     """The module whose solve_qp / solve_qp_ex / QPError a test checks."""
     import fastkkt
