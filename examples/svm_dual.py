@@ -78,7 +78,7 @@ def main() -> None:
         print(f"--- {kernel} kernel, C = {C:g}")
         print(f"support vectors: {len(support)} ({len(at_bound)} at α = C)")
         if len(at_bound):
-            print(f"bound multipliers ν at α = C: min {nu[at_bound].min():.4g} (≥ 0: upper bound)")
+            print(f"min ν over α = C: {nu[at_bound].min():.4g} (≥ 0: the upper bound)")
         print(f"bias b = λ = {b:.8f}")
         if kernel == "linear":
             w = (alpha * y) @ X

@@ -168,7 +168,8 @@ def solve(
 #    also covers a singular Q (LPs) without any regularization parameter.
 # 3. Convergence: the iterate is mapped back to (z, λ, μ, ν) and judged by exactly the three
 #    relative measures of the contract (``fastkkt.testing.qp_kkt_residuals``) against tol.
-# 4. Active-set polish (``_polish``): once converged, the rows with w_i > s_i are taken as
+# 4. Active-set polish (``_polish``): from the first iterate whose measures are below √tol
+#    on, and at the latest once they are below tol, the rows with w_i > s_i are taken as
 #    active and the equality-constrained QP on them is solved by least squares, as a
 #    correction of the interior point (so it keeps the interior point's choice in any
 #    degenerate direction). The guess is corrected a few times (violated rows in,
@@ -365,10 +366,15 @@ def _newton(
     Qz + q + Aᵀy + Cᵀw = r_dual, Az − b = r_eq, Cz + s − d = r_ineq and s∘w − target =
     r_comp: with ds = −r_ineq − C dz and dw = (w∘(C dz) + w∘r_ineq − r_comp)/s eliminated,
     [[Q + Cᵀ(W/S)C, Aᵀ], [A, 0]] [dz; dy] = [−r_dual − Cᵀ((w∘r_ineq − r_comp)/s); −r_eq]
-    (K holds that matrix), solved by least squares."""
+    (K holds that matrix), solved by least squares after a symmetric diagonal scaling
+    D K D (D = 1/√max(diag, 1) on the z rows): near the optimum W/S spans ~1e±12, and
+    without the scaling lstsq's rank cut-off (relative to the largest singular value) would
+    drop genuine directions."""
     n = K.shape[0] - len(r_eq)
     rhs = np.concatenate([-r_dual - C.T @ ((w * r_ineq - r_comp) / s), -r_eq])
-    step = np.linalg.lstsq(K, rhs, rcond=None)[0]
+    D = np.ones(len(rhs))
+    D[:n] = 1 / np.sqrt(np.maximum(np.diag(K)[:n], 1.0))
+    step = D * np.linalg.lstsq(D[:, None] * K * D, D * rhs, rcond=None)[0]
     dz, dy = step[:n], step[n:]
     dw = (w * (C @ dz) + w * r_ineq - r_comp) / s
     ds = -r_ineq - C @ dz
@@ -566,23 +572,28 @@ def _solve_qp_one(
         nu[l_rows] -= l_
         return Ur @ y, mu, nu
 
-    def converged(z: np.ndarray, y: np.ndarray, w: np.ndarray) -> bool:
+    def measure(z: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+        """The largest of the contract's three relative KKT measures."""
         lam, mu, nu = multipliers(y, w)
         measures = qp_kkt_residuals(Q, q, z, lam, mu, nu, A=A, c=c, G=G, h=h, lb=lb, ub=ub)
-        return max(float(x) for x in measures) <= tol
+        return max(float(x) for x in measures)
 
-    # 2.–4. interior point, convergence test, polish
-    best = None
+    # 2.–4. interior point, convergence test, polish (tried from √tol on: the active set is
+    # usually clear long before the interior point reaches tol; after tol, at most 5 more
+    # iterations for a polish, keeping the last iterate that meets tol)
+    best, after_tol = None, 0
     iterations = 0
     for iterations, point in enumerate(_interior_point(Q, q, Ar, b, C, d)):
         z, y, w, _ = point
-        if converged(z, y, w):
-            best = (z, y, w)
+        r = measure(z, y, w)
+        if r <= tol:
+            best, after_tol = (z, y, w), after_tol + 1
+        if r <= np.sqrt(tol):
             polished = _polish(Q, q, Ar, b, C, d, point, tol)
-            if polished is not None and converged(*polished):
+            if polished is not None and measure(*polished) <= tol:
                 best = polished
                 break
-        if iterations >= max_iter:
+        if after_tol > 5 or iterations >= max_iter:
             break
     if best is not None:
         z, y, w = best
