@@ -563,7 +563,7 @@ def _solve_qp_one(
     if eig.min() < -100 * n * np.finfo(float).eps * max(1.0, np.abs(Q).max(initial=0)):
         return None, QP_DUAL_INFEASIBLE, 0
 
-    def multipliers(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
+    def multipliers(y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(λ, μ, ν) of the original problem from (y, w) of the standard form."""
         g, u, l_ = np.split(w, np.cumsum([g_rows.sum(), u_rows.sum()]))
         mu, nu = np.zeros(len(h)), np.zeros(n)
