@@ -482,7 +482,8 @@ def feasible_qp(
     dtype: Any = np.float64,
 ) -> dict:
     """Random convex QPs built backwards from their KKT conditions, so that the optimum is
-    known: a dict Q, q, A, c, G, h, lb, ub (None where absent) and z_star, the optimum.
+    known: a dict Q, q, A, c, G, h, lb, ub (None where absent) and z_star, lam_star,
+    mu_star, nu_star, the optimum and multipliers it was built from.
 
     z⋆ ~ N(0, I); Q = MMᵀ/r with M (n, r), r = ``rank_Q`` (default n, then + 0.1·I;
     ``rank_Q=0`` gives LPs); A = N(m, k)·N(k, n) of rank k = ``rank_A`` (default m), c = Az⋆
@@ -538,7 +539,8 @@ def feasible_qp(
         ub = None if bounds == "lower" else up
     grad = _matvec(Q, z) + _matvec(np.swapaxes(A, -1, -2), lam)
     q = -(grad + _matvec(np.swapaxes(G, -1, -2), mu) + nu)
-    out = {"Q": Q, "q": q, "A": A, "c": c, "G": G, "h": h, "lb": lb, "ub": ub, "z_star": z}
+    out = {"Q": Q, "q": q, "A": A, "c": c, "G": G, "h": h, "lb": lb, "ub": ub, "z_star": z,
+           "lam_star": lam, "mu_star": mu, "nu_star": nu}  # fmt: skip
     return {
         key: None if v is None else v.reshape(shape + v.shape[1:]).astype(dtype)
         for key, v in out.items()
