@@ -401,3 +401,18 @@ def test_complex_input_is_a_type_error(qp):
     P["q"] = P["q"].astype(complex)
     with pytest.raises(TypeError, match="q"):
         qp.solve_qp_ex(**P)
+
+
+@pytest.mark.parametrize(
+    ("kw", "error"),
+    [
+        (dict(tol=0.0), ValueError),
+        (dict(tol=-1e-8), ValueError),
+        (dict(tol=2.0), ValueError),
+        (dict(max_iter=-1), ValueError),
+        (dict(max_iter=2.5), TypeError),
+    ],
+)
+def test_bad_keywords(qp, kw, error):
+    with pytest.raises(error, match=r"tol|max_iter"):
+        qp.solve_qp_ex(**_small(), **kw)

@@ -29,12 +29,14 @@ complex, object and other dtypes raise ``TypeError``.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from ._errors import KKTError
+from ._errors import KKTError, QPError
+from ._qp import QPSolution
 from .testing import qp_kkt_residuals
 
 __all__ = ["QPError", "QPSolution", "solve", "solve_ex", "solve_qp", "solve_qp_ex"]
@@ -191,48 +193,6 @@ QP_TOL = {np.dtype(np.float64): 1e-8, np.dtype(np.float32): 1e-5}
 QP_MAX_ITER = 100
 
 QP_SOLVED, QP_PRIMAL_INFEASIBLE, QP_DUAL_INFEASIBLE, QP_MAX_ITER_REACHED = 0, 1, 2, 3
-
-try:  # the compiled solver's names, once its branch is merged
-    from ._errors import QPError  # type: ignore[attr-defined]
-except ImportError:  # stand-in with the same surface (API.md)
-    _QP_REASONS = {
-        1: "primal infeasible",
-        2: "dual infeasible (unbounded below, or Q not positive semidefinite)",
-        3: "not converged within max_iter",
-    }
-
-    class QPError(KKTError):  # type: ignore[no-redef]
-        """Some QPs of a batch could not be solved; ``.info`` is the whole batch's status
-        array (1 primal infeasible, 2 dual infeasible, 3 not converged), ``.indices`` the
-        batch indices of the failing elements."""
-
-        def __init__(self, info: Any, message: str | None = None) -> None:
-            info = np.array(info, dtype=np.int32)
-            if message is None:
-                bad = [tuple(int(i) for i in idx) for idx in np.argwhere(info != 0)]
-                parts = [f"{idx} {_QP_REASONS.get(int(info[idx]), 'failed')}" for idx in bad]
-                message = (
-                    f"{len(bad)} of {info.size} QPs could not be solved "
-                    f"(batch index: reason): {'; '.join(parts[:10])}"
-                    + (f"; ... ({len(bad) - 10} more)" if len(bad) > 10 else "")
-                )
-            super().__init__(info, message)
-
-
-try:
-    from ._qp import QPSolution  # type: ignore[import-not-found, attr-defined]
-except ImportError:
-
-    class QPSolution(NamedTuple):  # type: ignore[no-redef]
-        """What ``solve_qp_ex`` returns: z (..., n), lam (..., m), mu (..., p), nu (..., n),
-        info and iterations (...) as int32."""
-
-        z: np.ndarray
-        lam: np.ndarray
-        mu: np.ndarray
-        nu: np.ndarray
-        info: np.ndarray
-        iterations: np.ndarray
 
 
 def _qp_array(x: Any, name: str) -> np.ndarray:
@@ -629,10 +589,12 @@ def solve_qp_ex(
     arrays, batch, n, m, p, dtype = _validate_qp(Q, q, A, c, G, h, lb, ub, check_finite)
     if tol is None:
         tol = QP_TOL[dtype]
-    if not (tol > 0):
-        raise ValueError(f"tol must be positive, got {tol}")
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < float(tol) < 1:
+        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral):
+        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}")
     if max_iter < 0:
-        raise ValueError(f"max_iter must be non-negative, got {max_iter}")
+        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
 
     def full(name: str, k: int, default: float) -> np.ndarray:
         """The argument as float64 of shape (*batch, k) (a broadcast view), default if absent."""
