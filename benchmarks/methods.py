@@ -14,6 +14,7 @@ with respect to Q is the one of that contract (a symmetric matrix).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import warnings
 from dataclasses import dataclass
@@ -24,7 +25,14 @@ import numpy as np
 import scipy.linalg
 
 import fastkkt
-from fastkkt.testing import assert_allclose_normwise, loss_weights, random_qp
+from fastkkt.testing import (
+    QP_CASES,
+    assert_allclose_normwise,
+    clarabel_qp,
+    loss_weights,
+    qp_case,
+    random_qp,
+)
 
 #: The cases of BENCH.md, (B, n, m).
 CASES = [
@@ -326,3 +334,176 @@ BACKWARD = [
 
 def ideal_seconds(case: tuple[int, int, int], peak_flops: float, bandwidth: float) -> float:
     return max(flops(case) / peak_flops, input_bytes(case) / bandwidth)
+
+
+# ============================================================================================
+# solve_qp: the suite of BENCH_QP.md (forward only)
+
+
+#: Cases a quick (smoke) run keeps: the polished reference of the others takes minutes.
+QP_QUICK_CASES = ["tiny", "scqpth_small"]
+#: BENCH_QP.md's bar: ‖z − z_ref‖∞ / max(1, ‖z_ref‖∞) ≤ 1e-6 on every problem.
+QP_RTOL = 1e-6
+_QP_ARGS = ("Q", "q", "A", "c", "G", "h", "lb", "ub")
+
+
+def qp_cases(quick: bool = False) -> list[str]:
+    return [name for name in QP_CASES if not quick or name in QP_QUICK_CASES]
+
+
+class QPProblem:
+    """One BENCH_QP.md case (fastkkt.testing.qp_case) with its polished reference answer
+    (Clarabel at 1e-10 + active-set polish, fastkkt.testing.clarabel_qp), computed on first
+    use."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.B, self.n, self.m, self.p, self.box, _ = QP_CASES[name]
+        data = qp_case(name)
+        self.w = data.pop("w")
+        self.args = {k: data[k] for k in _QP_ARGS if data[k] is not None}
+
+    def __getitem__(self, key: str) -> np.ndarray | None:
+        return self.args.get(key)
+
+    def rows(self) -> tuple[list[np.ndarray], ...]:
+        """Per problem: (Q, q, A, c, G, h, lb, ub) with empty A/G and infinite bounds where
+        the case has none, as float64 arrays (for the peers' loops)."""
+        B, n = self.B, self.n
+        get = self.args.get
+        return (
+            get("Q"),
+            get("q"),
+            get("A", np.zeros((B, 0, n))),
+            get("c", np.zeros((B, 0))),
+            get("G", np.zeros((B, 0, n))),
+            get("h", np.zeros((B, 0))),
+            get("lb", np.full((B, n), -np.inf)),
+            get("ub", np.full((B, n), np.inf)),
+        )
+
+    @cached_property
+    def reference(self) -> dict:
+        """Polished Clarabel (BENCH_QP.md); where clarabel is not installed, the pure-NumPy
+        fastkkt.reference.solve_qp, which is polished too (the two agree to 4e-13 or better
+        on every case)."""
+        if importlib.util.find_spec("clarabel") is not None:
+            ref = clarabel_qp(**self.args, tol=1e-10)
+        else:
+            sol = fastkkt.reference.solve_qp_ex(**self.args)
+            ref = {"z": sol.z, "status": sol.info}
+        assert (ref["status"] == 0).all(), f"reference not solved on {self.name}"
+        return ref
+
+    @property
+    def z_ref(self) -> np.ndarray:
+        return self.reference["z"]
+
+    def check_z(self, z: Any, rtol: float = QP_RTOL) -> None:
+        z = np.asarray(z, dtype=np.float64).reshape(self.B, self.n)
+        err = np.abs(z - self.z_ref).max(-1) / np.maximum(1.0, np.abs(self.z_ref).max(-1))
+        bad = ~(err <= rtol)  # NaN counts as wrong
+        assert not bad.any(), (
+            f"{self.name}: {int(bad.sum())} of {self.B} problems off by more than {rtol:g} "
+            f"(worst {np.nanmax(np.where(np.isnan(err), np.inf, err)):.2e})"
+        )
+
+
+# Each make(problem) returns a closure giving (z (B, n), iterations (B,) or None).
+
+
+def qp_fastkkt(p: QPProblem) -> Callable[[], Any]:
+    def run():
+        sol = fastkkt.solve_qp_ex(**p.args)
+        return sol.z, sol.iterations
+
+    return run
+
+
+def _bound_rows(lb: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Finite bounds as rows C z ≤ d: [I; −I] restricted to the finite entries."""
+    eye = np.eye(len(lb))
+    up, lo = np.isfinite(ub), np.isfinite(lb)
+    return np.vstack([eye[up], -eye[lo]]), np.concatenate([ub[up], -lb[lo]])
+
+
+def qp_piqp(p: QPProblem) -> Callable[[], Any]:
+    """PIQP's dense solver in a loop, eps_abs 1e-12, eps_rel 0 (BENCH_QP.md), native bounds."""
+    import piqp
+
+    def run():
+        z, iters = np.empty((p.B, p.n)), np.empty(p.B, dtype=np.int64)
+        for i, (Q, q, A, c, G, h, lb, ub) in enumerate(zip(*p.rows())):
+            solver = piqp.DenseSolver()
+            solver.settings.eps_abs = 1e-12
+            solver.settings.eps_rel = 0.0
+            F = np.asfortranarray
+            solver.setup(F(Q), q, F(A), c, F(G), h_u=h, x_l=lb, x_u=ub)
+            status = solver.solve()
+            z[i] = solver.result.x if status == piqp.PIQP_SOLVED else np.nan
+            iters[i] = solver.result.info.iter
+        return z, iters
+
+    return run
+
+
+def qp_clarabel(p: QPProblem) -> Callable[[], Any]:
+    """Clarabel in a loop, tol 1e-11 (BENCH_QP.md), bounds as rows, sparse (CSC) matrices."""
+    import clarabel
+    import scipy.sparse as sp
+
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = 1e-11
+
+    def run():
+        z, iters = np.empty((p.B, p.n)), np.empty(p.B, dtype=np.int64)
+        for i, (Q, q, A, c, G, h, lb, ub) in enumerate(zip(*p.rows())):
+            Cb, db = _bound_rows(lb, ub)
+            M = sp.csc_matrix(np.vstack([A, G, Cb]))
+            cones = [clarabel.ZeroConeT(len(c)), clarabel.NonnegativeConeT(len(h) + len(db))]
+            solver = clarabel.DefaultSolver(
+                sp.triu(sp.csc_matrix(Q)).tocsc(), q, M, np.concatenate([c, h, db]), cones,
+                settings,
+            )  # fmt: skip
+            sol = solver.solve()
+            z[i] = sol.x if sol.status == clarabel.SolverStatus.Solved else np.nan
+            iters[i] = sol.iterations
+        return z, iters
+
+    return run
+
+
+def qp_osqp(p: QPProblem) -> Callable[[], Any]:
+    """OSQP in a loop, eps_abs = eps_rel = 1e-9, polishing, max_iter 1e5 (BENCH_QP.md); all
+    constraints as one l ≤ Mz ≤ u (equalities l = u, bounds as identity rows)."""
+    import osqp
+    import scipy.sparse as sp
+
+    def run():
+        z, iters = np.empty((p.B, p.n)), np.empty(p.B, dtype=np.int64)
+        for i, (Q, q, A, c, G, h, lb, ub) in enumerate(zip(*p.rows())):
+            has_box = np.isfinite(lb).any() or np.isfinite(ub).any()
+            rows = [A, G] + ([np.eye(p.n)] if has_box else [])
+            lo = [c, np.full(len(h), -np.inf)] + ([lb] if has_box else [])
+            up = [c, h] + ([ub] if has_box else [])
+            solver = osqp.OSQP()
+            solver.setup(
+                sp.triu(sp.csc_matrix(Q)).tocsc(), q, sp.csc_matrix(np.vstack(rows)),
+                np.concatenate(lo), np.concatenate(up), eps_abs=1e-9, eps_rel=1e-9,
+                polishing=True, max_iter=100_000, verbose=False,
+            )  # fmt: skip
+            res = solver.solve(raise_error=False)
+            z[i] = res.x if res.info.status_val == 1 else np.nan  # OSQP_SOLVED
+            iters[i] = res.info.iter
+        return z, iters
+
+    return run
+
+
+QP_FORWARD = [
+    Method("fastkkt", qp_fastkkt, rtol=QP_RTOL),
+    Method("piqp", qp_piqp, module="piqp", rtol=QP_RTOL),
+    Method("clarabel", qp_clarabel, module="clarabel", rtol=QP_RTOL),
+    Method("osqp", qp_osqp, module="osqp", rtol=QP_RTOL),
+]

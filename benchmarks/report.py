@@ -4,7 +4,9 @@
 
 Measures peak float64 GFLOP/s (a 4000² matmul, all cores) and copy bandwidth, then times
 every method of ``methods.py`` that imports here on every case (warm-up, then the median of
-repeats), checking each answer as the pytest benchmarks do. Writes ``report.md`` (the tables),
+repeats), checking each answer as the pytest benchmarks do; then the solve_qp cases of
+BENCH_QP.md (``--no-qp`` leaves them out), with each method's iteration counts. Writes
+``report.md`` (the tables),
 ``report.json`` (the raw numbers) and ``report.png`` (forward time per problem vs n+m).
 """
 
@@ -25,13 +27,16 @@ from methods import (
     BACKWARD,
     FASTKKT,
     FORWARD,
+    QP_FORWARD,
     Method,
     Problem,
+    QPProblem,
     case_name,
     cases,
     flops,
     ideal_seconds,
     input_bytes,
+    qp_cases,
 )
 
 import fastkkt
@@ -95,6 +100,28 @@ def measure(method: Method, p: Problem, backward: bool, budget: float) -> dict[s
         print(f"  {method.name}: failed: {exc!r}", file=sys.stderr)
         return {"error": f"failed: {type(exc).__name__}"}
     return {"ms": 1e3 * seconds}
+
+
+def measure_qp(method: Method, p: QPProblem, budget: float) -> dict[str, Any]:
+    """{'ms': median, 'iterations': [min, median, max]} for answers within 1e-6 of the
+    polished reference, else {'error': why}."""
+    reason = method.missing()
+    if reason:
+        return {"error": reason}
+    try:
+        seconds, (z, iterations) = median_seconds(method.make(p), budget)
+        p.check_z(z, method.rtol)
+    except AssertionError as exc:
+        print(f"  {method.name}: WRONG ANSWER: {exc}", file=sys.stderr)
+        return {"error": "wrong answer"}
+    except Exception as exc:
+        print(f"  {method.name}: failed: {exc!r}", file=sys.stderr)
+        return {"error": f"failed: {type(exc).__name__}"}
+    entry: dict[str, Any] = {"ms": 1e3 * seconds}
+    if iterations is not None:
+        it = np.asarray(iterations)
+        entry["iterations"] = [int(it.min()), float(np.median(it)), int(it.max())]
+    return entry
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,6 +194,50 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fmt_iterations(entry: dict[str, Any]) -> str:
+    if "iterations" not in entry:
+        return "–"
+    lo, med, hi = entry["iterations"]
+    return f"{med:.0f}" if lo == hi else f"{lo}–{hi} ({med:.0f})"
+
+
+def qp_markdown(results: dict[str, Any]) -> str:
+    """The solve_qp tables: median ms (multiple of fastkkt's) and iterations (min–max
+    (median)) per case and method."""
+    names = results["qp_methods"]
+    peers = [name for name in names if name != FASTKKT]
+    lines = [
+        "## solve_qp forward (BENCH_QP.md)",
+        "",
+        "Median ms per whole batch, conversions included; peers: ms (multiple of fastkkt's "
+        "time). Every answer within 1e-6 of the polished reference (Clarabel 1e-10 + "
+        "active-set polish), else ✗.",
+        "",
+        "| case | B | n | m | p | " + " | ".join(names) + " | fastkkt µs per QP |",
+        "|---" * (6 + len(names)) + "|",
+    ]
+    for row in results["qp_cases"]:
+        fk = row["forward"].get(FASTKKT, {"error": "-"})
+        cells = [cell(fk, {})] + [cell(row["forward"][name], fk) for name in peers]
+        per_qp = f"{1e3 * fk['ms'] / row['B']:.3g}" if "ms" in fk else "–"
+        lines.append(
+            f"| {row['name']} | {row['B']} | {row['n']} | {row['m']} | {row['p']} | "
+            + " | ".join(cells)
+            + f" | {per_qp} |"
+        )
+    lines += [
+        "",
+        "Iterations per problem, min–max (median):",
+        "",
+        "| case | " + " | ".join(names) + " |",
+        "|---" * (1 + len(names)) + "|",
+    ]
+    for row in results["qp_cases"]:
+        cells = [fmt_iterations(row["forward"][name]) for name in names]
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -213,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--budget", type=float, default=1.0, help="seconds of repeats per method and case"
     )
+    parser.add_argument("--no-qp", action="store_true", help="leave out the solve_qp cases")
     args = parser.parse_args(argv)
 
     print("measuring the roofline ...", flush=True)
@@ -240,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
         "forward_methods": [m.name for m in FORWARD],
         "backward_methods": [m.name for m in BACKWARD],
         "cases": [],
+        "qp_methods": [m.name for m in QP_FORWARD],
+        "qp_cases": [],
     }
     print(f"peak {peak / 1e9:.1f} GFLOP/s, copy bandwidth {bandwidth / 1e9:.1f} GB/s")
 
@@ -266,8 +340,21 @@ def main(argv: list[str] | None = None) -> None:
         results["cases"].append(row)
         del p
 
+    for name in [] if args.no_qp else qp_cases(args.quick):
+        qp = QPProblem(name)
+        print(f"qp {name}: polished reference ...", flush=True)
+        qp.z_ref  # noqa: B018
+        row = {"name": name, "B": qp.B, "n": qp.n, "m": qp.m, "p": qp.p, "forward": {}}
+        for method in QP_FORWARD:
+            entry = measure_qp(method, qp, args.budget)
+            row["forward"][method.name] = entry
+            print(f"  qp       {method.name:32} {entry.get('ms', entry.get('error'))}")
+        results["qp_cases"].append(row)
+
     args.out.mkdir(parents=True, exist_ok=True)
     table = markdown(results)
+    if results["qp_cases"]:
+        table += "\n" + qp_markdown(results)
     (args.out / "report.md").write_text(table, encoding="utf-8")
     (args.out / "report.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
     plot(results, args.out / "report.png")
