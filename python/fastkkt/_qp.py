@@ -160,7 +160,7 @@ def solve_qp_ex(
                 f"A must have shape (..., m, n) with n = {n} (from Q {_shape_str(Qa)}), "
                 f"got shape {_shape_str(Aa)}"
             )
-        ca = _as_array(c, "c")
+        ca = _as_array(c, "c")  # type: ignore[arg-type]  # not None: checked with A above
         _check_vec(ca, "c", "(..., m)", Aa.shape[-2], "m")
         named.update(A=(Aa, 2), c=(ca, 1))
         strong += [Aa, ca]
@@ -172,7 +172,7 @@ def solve_qp_ex(
                 f"G must have shape (..., p, n) with n = {n} (from Q {_shape_str(Qa)}), "
                 f"got shape {_shape_str(Ga)}"
             )
-        ha = _as_array(h, "h")
+        ha = _as_array(h, "h")  # type: ignore[arg-type]  # not None: checked with G above
         _check_vec(ha, "h", "(..., p)", Ga.shape[-2], "p")
         named.update(G=(Ga, 2), h=(ha, 1))
         strong += [Ga, ha]
