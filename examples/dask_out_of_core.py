@@ -13,7 +13,7 @@
    and exits with status 1 if it went over the budget.
 
 Threads: `--workers` dask threads each run fastkkt with cores // workers threads, so that the
-two levels together use the cores once (docs/dask.md).
+two levels together use the cores once (README.md, "Beyond one machine").
 """
 
 from __future__ import annotations

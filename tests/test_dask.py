@@ -299,8 +299,9 @@ def _cores() -> int:
 @pytest.fixture(scope="module")
 def client():
     """A LocalCluster of 2 worker processes × 1 dask thread, each running fastkkt with
-    cores // (workers × threads) threads (the rule of docs/dask.md), set before the worker
-    processes start (pre-spawn-environ: Nanny(env=...) comes after the imports)."""
+    cores // (workers × threads) threads (the rule of the README's "Beyond one machine"), set
+    before the worker processes start (pre-spawn-environ: Nanny(env=...) comes after the
+    imports)."""
     distributed = pytest.importorskip("distributed")
     psutil = pytest.importorskip("psutil")
     workers, threads = 2, 1

@@ -26,7 +26,7 @@ the whole batch is solved; ``solve_ex`` / ``solve_qp_ex`` return the status as d
 
 Threads: each task runs the NumPy function with fastkkt's own thread count. Keep
 (dask workers per machine) × (threads per worker) × (fastkkt threads) ≤ cores, e.g. with
-``FASTKKT_NUM_THREADS`` in the workers' environment (see docs/dask.md).
+``FASTKKT_NUM_THREADS`` in the workers' environment (see README.md, "Beyond one machine").
 """
 
 from __future__ import annotations
