@@ -1,7 +1,7 @@
-// The Python boundary: the only file that includes pybind11. It converts NumPy arrays that
-// fastkkt/_api.py has already validated, dtype-converted and broadcast to one batch shape into
-// strided views for the core, releases the GIL around the core in chunks (checking for
-// KeyboardInterrupt between them), and nothing else. Shape rules and error messages for users
+// The Python boundary (with boundary.hpp, the only files that include pybind11). It converts
+// NumPy arrays that fastkkt/_api.py has already validated, dtype-converted and broadcast to one
+// batch shape into strided views for the core, releases the GIL around the core in chunks
+// (checking for KeyboardInterrupt between them), and nothing else. Shape rules and error messages for users
 // live in _api.py; the checks here guard the core against a caller that bypasses it.
 //
 // This file is compiled once per instruction-set level (FASTKKT_VARIANT) into a module named
@@ -10,14 +10,13 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "bindings_qp.hpp"
+#include "boundary.hpp"
 #include "fastkkt/kkt.hpp"
 #include "fastkkt/threads.hpp"
 
@@ -26,16 +25,7 @@ using fastkkt::index_t;
 
 namespace {
 
-// Whether `d` is T in native byte order. Compared by kind, size and byte order, not by
-// identity: arrays that went through pickle, ctypes or a dtype with metadata hold an equivalent
-// dtype that is another object.
-template <class T>
-bool holds(const py::dtype& d) {
-  const py::dtype want = py::dtype::of<T>();
-  const char bo = d.byteorder();
-  return d.kind() == want.kind() && d.itemsize() == want.itemsize() &&
-         (bo == '=' || bo == '|' || bo == (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? '<' : '>'));
-}
+using fastkkt_boundary::holds;
 
 // Element strides of `a`, which must hold `T` in native order at an aligned address.
 template <class T>
@@ -114,26 +104,6 @@ T* out_ptr(py::array& a, const char* name, index_t expected_size) {
   return static_cast<T*>(a.mutable_data());
 }
 
-bool interpreter_finalizing() {
-#if PY_VERSION_HEX >= 0x030D0000
-  return Py_IsFinalizing() != 0;
-#else
-  return _Py_IsFinalizing() != 0;
-#endif
-}
-
-// Takes the GIL back after a chunk. Not from a destructor (as gil_scoped_release would): when
-// the interpreter is finalizing, a daemon thread that asks for the GIL is ended by
-// pthread_exit (Python ≤ 3.13), and the forced unwinding through a noexcept destructor calls
-// std::terminate (SIGABRT at exit). Such a thread is parked instead, as Python 3.14 does with
-// its own threads; the process is exiting. In the remaining window (finalization starting
-// between the check and the call) the unwinding runs through ordinary frames only.
-void reacquire_gil(PyThreadState* state) {
-  if (interpreter_finalizing())
-    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
-  PyEval_RestoreThread(state);
-}
-
 // Runs f(b0, b1, nthreads) over [0, B) in chunks of about kChunkFlops floating-point operations
 // per thread with the GIL released, and raises KeyboardInterrupt (or any pending signal's
 // exception) between chunks. `nthreads` is what the caller asked for; f gets what the thread
@@ -144,17 +114,8 @@ void run_chunked(index_t B, index_t N, int nthreads, const F& f) {
   const int nt = fastkkt::usable_threads(nthreads);
   const double per_elem = fastkkt::element_flops(N);
   const index_t chunk = std::max<index_t>(1, static_cast<index_t>(kChunkFlops * nt / per_elem));
-  for (index_t b0 = 0; b0 < B; b0 += chunk) {
-    PyThreadState* state = PyEval_SaveThread();
-    try {
-      f(b0, std::min(B, b0 + chunk), nt);
-    } catch (...) {
-      reacquire_gil(state);
-      throw;
-    }
-    reacquire_gil(state);
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
-  }
+  for (index_t b0 = 0; b0 < B; b0 += chunk)
+    fastkkt_boundary::run_released([&] { f(b0, std::min(B, b0 + chunk), nt); });
 }
 
 // Number of nonzero entries of info[0, B): lets the caller skip looking at info when all is well.

@@ -293,6 +293,8 @@ def _broadcast(a: np.ndarray, batch: tuple[int, ...], k: int) -> np.ndarray:
 
 
 def _raise_nonfinite(info: np.ndarray) -> None:
+    if info.size == 0 or info.max() < 3:  # codes 3 … 7 only: one reduction when all is well
+        return
     if np.any(info == INVALID_RECORD):
         raise ValueError(
             "the factorization's arrays were modified: they are not a factorization fastkkt made"
@@ -549,8 +551,8 @@ class KKTFactorization:
         self._records = np.zeros(batch + (R,), dtype)  # zeros: unused slots are deterministic
         self._info = np.empty(batch, np.int32)
         core.factorize(
-            _broadcast(self._Q, batch, 2),
-            _broadcast(self._A, batch, 2),
+            self._Q if self._Q.shape[:-2] == batch else _broadcast(self._Q, batch, 2),
+            self._A if self._A.shape[:-2] == batch else _broadcast(self._A, batch, 2),
             self._records,
             self._info,
             bool(check_finite),
