@@ -70,6 +70,8 @@ if [ $# -eq 0 ]; then
   # The dask tests too: their cluster's worker processes would inherit the preload, and they
   # exercise the scheduler glue, not the core.
   set -- "$ROOT/tests" --ignore="$ROOT/tests/test_dask.py" \
+    --ignore="$ROOT/tests/test_examples.py" --ignore="$ROOT/tests/test_qp_examples.py" \
+    --ignore="$ROOT/tests/test_qp_reference.py" \
     -k "not compile and not two_threads_take and not peak_rss"
 fi
 rc=0
