@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "bindings_qp.hpp"
 #include "fastkkt/kkt.hpp"
 
 namespace py = pybind11;
@@ -260,6 +261,7 @@ PYBIND11_MODULE(FASTKKT_MODULE_NAME, mod) {
   mod.attr("variant") = FASTKKT_VARIANT;
   mod.def("record_size", [](index_t N) { return fastkkt::record_size(N); }, py::arg("N"));
   mod.def("cpu_level", &cpu_level);
+  register_qp(mod);
   mod.def(
       "solve",
       [](const py::array& Q, const py::array& q, const py::array& A, const py::array& c,

@@ -20,7 +20,8 @@ from fastkkt._api import (
     solve_ex,
 )
 from fastkkt._dispatch import core as _core
-from fastkkt._errors import KKTError
+from fastkkt._errors import KKTError, QPError
+from fastkkt._qp import QPSolution, solve_qp, solve_qp_ex
 
 __version__ = "0.1.0"
 #: Instruction-set level of the compiled core in use ("baseline", "avx2" or "avx512").
@@ -29,6 +30,8 @@ cpu_variant: str = _core.variant
 __all__ = [
     "KKTError",
     "KKTFactorization",
+    "QPError",
+    "QPSolution",
     "__version__",
     "cpu_variant",
     "factorize",
@@ -37,5 +40,7 @@ __all__ = [
     "set_num_threads",
     "solve",
     "solve_ex",
+    "solve_qp",
+    "solve_qp_ex",
     "testing",
 ]

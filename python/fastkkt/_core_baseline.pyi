@@ -60,3 +60,23 @@ def solve_factored(
     check_finite: bool,
     nthreads: int,
 ) -> None: ...
+def solve_qp(
+    Q: np.ndarray,
+    q: np.ndarray,
+    A: np.ndarray,
+    c: np.ndarray,
+    G: np.ndarray,
+    h: np.ndarray,
+    lb: np.ndarray,
+    ub: np.ndarray,
+    z: np.ndarray,
+    lam: np.ndarray,
+    mu: np.ndarray,
+    nu: np.ndarray,
+    info: np.ndarray,
+    iterations: np.ndarray,
+    active: np.ndarray | None,
+    tol: float,
+    max_iter: int,
+    nthreads: int,
+) -> None: ...

@@ -1,0 +1,174 @@
+// fastkkt/qp_quasidefinite.hpp — the regularized (quasi-definite) KKT solve of the QP solver:
+// one factorization, many solves, iterative refinement against the unregularized system.
+//
+// The systems of the interior-point iterations and of the active-set polish (qp.hpp) are
+//
+//         [ H   Cᵀ ] [ x ]   [ b₁ ]        H (n₁×n₁) symmetric positive semidefinite,
+//     K = [ C   0  ] [ y ] = [ b₂ ],       C (k×n₁), possibly without full row rank.
+//
+// K may be singular (H singular on the null space of C: a linear program; dependent rows of C).
+// We factor instead the quasi-definite matrix (Vanderbei, SIAM J. Optim. 5 (1995))
+//
+//     K_reg = [ H + ρI   Cᵀ  ]
+//             [ C       −δI  ],
+//
+// which has an LDLᵀ factorization in the natural order for any ρ, δ > 0: the Cholesky factor
+// L Lᵀ = H + ρI, then X = L⁻¹Cᵀ and the Cholesky factor of the Schur complement
+// S = C (H + ρI)⁻¹ Cᵀ + δI = XᵀX + δI. A solve is
+//
+//     u = L⁻¹b₁,  S y = Xᵀu − b₂,  x = L⁻ᵀ(u − X y).
+//
+// The regularization is then removed by iterative refinement, [x; y] ← [x; y] + K_reg⁻¹(b − K[x; y])
+// with the residual of the unregularized K (as OSQP and QDLDL do, and Clarabel and PIQP with
+// their static regularization): when K is nonsingular this converges to K⁻¹b at a rate of
+// about ‖K_reg⁻¹(K_reg − K)‖ ~ max(ρ, δ)·‖K⁻¹‖; when K is singular but the system consistent it
+// converges to one solution; otherwise it stops at the step of smallest residual. ρ is absolute
+// (the caller scales it to Q); δ is taken relative to the largest diagonal entry of XᵀX, so the
+// Schur complement stays well away from losing definiteness whatever the scale of H.
+//
+// Storage: every matrix lives in a buffer sized once for the largest problem of a call (caller-
+// owned, one per thread) and is used through column-major Eigen::Maps of the current sizes, so
+// nothing is allocated per factorization. Eigen's blocked Cholesky (llt_inplace) factors in
+// place. All sums are in a fixed order that does not depend on the thread, so results are
+// bitwise reproducible. Nothing here throws or knows about Python.
+#pragma once
+
+#include <Eigen/Cholesky>
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace fastkkt {
+namespace qp {
+
+using index_t = std::int64_t;
+
+template <class T>
+using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
+template <class T>
+using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+template <class T>
+using MatMap = Eigen::Map<Mat<T>>;
+template <class T>
+using VecMap = Eigen::Map<Vec<T>>;
+
+template <class T>
+T inf_norm(const Eigen::Ref<const Vec<T>>& v) {
+  return v.size() == 0 ? T(0) : v.template lpNorm<Eigen::Infinity>();
+}
+
+template <class T>
+struct QuasiDefinite {
+  index_t n1 = 0, k = 0;
+  T delta_eff = 0;
+  // buffers (capacity) and their current views
+  Vec<T> Hbuf, Lbuf, Ctbuf, Xbuf, Sbuf;
+  Vec<T> u, e1, e2, x0, y0, dx, dy;
+
+  void reserve(index_t nmax, index_t kmax) {
+    Hbuf.resize(std::max<index_t>(nmax * nmax, 1));
+    Lbuf.resize(std::max<index_t>(nmax * nmax, 1));
+    Ctbuf.resize(std::max<index_t>(nmax * kmax, 1));
+    Xbuf.resize(std::max<index_t>(nmax * kmax, 1));
+    Sbuf.resize(std::max<index_t>(kmax * kmax, 1));
+    for (Vec<T>* v : {&u, &e1, &x0, &dx}) v->resize(std::max<index_t>(nmax, 1));
+    for (Vec<T>* v : {&e2, &y0, &dy}) v->resize(std::max<index_t>(kmax, 1));
+  }
+  void set_size(index_t n1_, index_t k_) {
+    n1 = n1_;
+    k = k_;
+  }
+  // H: only its lower triangle is read. Ct = Cᵀ (n₁×k).
+  MatMap<T> H() { return MatMap<T>(Hbuf.data(), n1, n1); }
+  MatMap<T> Ct() { return MatMap<T>(Ctbuf.data(), n1, k); }
+  MatMap<T> L() { return MatMap<T>(Lbuf.data(), n1, n1); }
+  MatMap<T> X() { return MatMap<T>(Xbuf.data(), n1, k); }
+  MatMap<T> S() { return MatMap<T>(Sbuf.data(), k, k); }
+
+  // Factor K_reg from H and Ct; false if a Cholesky factorization breaks down (H + ρI not
+  // numerically positive definite: H indefinite, or ρ too small for its rounding).
+  bool factor(T rho, T delta) {
+    auto L_ = L();
+    auto H_ = H();
+    L_.template triangularView<Eigen::Lower>() = H_.template triangularView<Eigen::Lower>();
+    L_.diagonal().array() += rho;
+    if (n1 > 0 && Eigen::internal::llt_inplace<T, Eigen::Lower>::blocked(L_) != -1) return false;
+    if (k == 0) return true;
+    auto X_ = X();
+    auto S_ = S();
+    X_ = Ct();
+    if (n1 > 0) L_.template triangularView<Eigen::Lower>().solveInPlace(X_);
+    S_.setZero();
+    if (n1 > 0) S_.template selfadjointView<Eigen::Lower>().rankUpdate(X_.transpose());
+    T dmax = 0;
+    for (index_t i = 0; i < k; ++i) dmax = std::max(dmax, S_(i, i));
+    delta_eff = delta * std::max(T(1), dmax);
+    S_.diagonal().array() += delta_eff;
+    return Eigen::internal::llt_inplace<T, Eigen::Lower>::blocked(S_) == -1;
+  }
+
+  // x, y ← K_reg⁻¹ [b₁; b₂] (b and x, y may not alias).
+  void solve_reg(const T* b1, const T* b2, T* x, T* y) {
+    VecMap<T> xv(x, n1), yv(y, k);
+    auto uu = u.head(n1);
+    uu = Eigen::Map<const Vec<T>>(b1, n1);
+    auto L_ = L();
+    if (n1 > 0) L_.template triangularView<Eigen::Lower>().solveInPlace(uu);
+    if (k > 0) {
+      auto X_ = X();
+      yv.noalias() = X_.transpose() * uu;
+      yv -= Eigen::Map<const Vec<T>>(b2, k);
+      auto S_ = S();
+      S_.template triangularView<Eigen::Lower>().solveInPlace(yv);
+      S_.template triangularView<Eigen::Lower>().transpose().solveInPlace(yv);
+      uu.noalias() -= X_ * yv;
+    }
+    if (n1 > 0) L_.template triangularView<Eigen::Lower>().transpose().solveInPlace(uu);
+    xv = uu;
+  }
+
+  // [r₁; r₂] = b − K [x; y] with the unregularized K; returns max(‖r₁‖∞, ‖r₂‖∞).
+  T residual(const T* b1, const T* b2, const T* x, const T* y, T* r1, T* r2) {
+    Eigen::Map<const Vec<T>> xv(x, n1), yv(y, k);
+    VecMap<T> r1v(r1, n1), r2v(r2, k);
+    r1v = Eigen::Map<const Vec<T>>(b1, n1);
+    r1v.noalias() -= H().template selfadjointView<Eigen::Lower>() * xv;
+    if (k > 0) {
+      r1v.noalias() -= Ct() * yv;
+      r2v = Eigen::Map<const Vec<T>>(b2, k);
+      r2v.noalias() -= Ct().transpose() * xv;
+    }
+    return std::max(inf_norm<T>(r1v), inf_norm<T>(r2v));
+  }
+
+  // Solve K [x; y] = b by K_reg and at most `max_refine` refinement steps, stopping once the
+  // residual is at most `atol` or stops decreasing by half; x, y hold the iterate of smallest
+  // residual, which is returned.
+  T solve(const T* b1, const T* b2, T* x, T* y, int max_refine, T atol) {
+    solve_reg(b1, b2, x, y);
+    VecMap<T> xv(x, n1), yv(y, k);
+    T best = residual(b1, b2, x, y, e1.data(), e2.data());
+    for (int it = 0; it < max_refine && best > atol; ++it) {
+      x0.head(n1) = xv;
+      y0.head(k) = yv;
+      solve_reg(e1.data(), e2.data(), dx.data(), dy.data());
+      xv += dx.head(n1);
+      yv += dy.head(k);
+      const T r = residual(b1, b2, x, y, e1.data(), e2.data());
+      if (!(r < best)) {  // no progress (or NaN): back to the best iterate
+        xv = x0.head(n1);
+        yv = y0.head(k);
+        break;
+      }
+      const bool slow = r > best / 2;
+      best = r;
+      if (slow) break;
+    }
+    return best;
+  }
+};
+
+}  // namespace qp
+}  // namespace fastkkt
