@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # "ci": more examples, derandomized so that a CI failure reproduces; "dev": quick local runs.
@@ -31,3 +32,16 @@ if os.environ.get("FASTKKT_REQUIRE_TORCH") == "1":
     import sklearn  # noqa: F401
     import torch  # noqa: F401
     import zarr  # noqa: F401
+
+
+# The two implementations of solve_qp that every contract test runs on: the pure-NumPy
+# specification and the compiled solver.
+QP_IMPLEMENTATIONS = ["reference", "fastkkt"]
+
+
+@pytest.fixture(params=QP_IMPLEMENTATIONS, scope="session")
+def qp(request: pytest.FixtureRequest):
+    """The module whose solve_qp / solve_qp_ex / QPError a test checks."""
+    import fastkkt
+
+    return fastkkt.reference if request.param == "reference" else fastkkt

@@ -13,14 +13,22 @@ from typing import Any, Union
 import numpy as np
 
 __all__ = [
+    "QP_CASES",
     "assert_allclose_normwise",
+    "assert_qp_kkt",
+    "clarabel_qp",
+    "feasible_qp",
     "ill_conditioned_qp",
     "indefinite_qp",
+    "infeasible_qp",
     "kkt_matrix",
     "kkt_residual",
     "loss_weights",
     "psd_qp",
+    "qp_case",
+    "qp_kkt_residuals",
     "random_qp",
+    "unbounded_qp",
 ]
 
 Batch = Union[int, tuple[int, ...]]
@@ -275,3 +283,575 @@ def assert_allclose_normwise(actual: Any, desired: Any, rtol: float, err_msg: st
             f"(normwise); worst at batch index {tuple(int(i) for i in worst)}: "
             f"{err[worst]:.3g} vs {rtol:g} · {scale[worst]:.3g}. {err_msg}"
         )
+
+
+# --------------------------------------------------------------------------------------------
+# inequality-constrained QPs (fastkkt.solve_qp)
+
+
+def _opt(x: Any) -> np.ndarray | None:
+    return None if x is None else np.asarray(x, dtype=np.float64)
+
+
+def _inf_norm(x: np.ndarray) -> np.ndarray:
+    """‖x‖∞ over the last axis, 0 for an empty vector."""
+    return np.abs(x).max(axis=-1, initial=0.0)
+
+
+def _matvec(M: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return (M @ x[..., None])[..., 0]
+
+
+def qp_kkt_residuals(
+    Q: Any,
+    q: Any,
+    z: Any,
+    lam: Any = None,
+    mu: Any = None,
+    nu: Any = None,
+    *,
+    A: Any = None,
+    c: Any = None,
+    G: Any = None,
+    h: Any = None,
+    lb: Any = None,
+    ub: Any = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The three relative KKT measures of API.md ("Inequality-constrained QPs") for a batch
+    of (z, λ, μ, ν), in float64, each of the broadcast batch shape:
+
+    * primal: max(‖Az − c‖, ‖max(Gz − h, 0)‖, ‖max(lb − z, 0)‖, ‖max(z − ub, 0)‖)
+      / (1 + max(‖Az‖, ‖c‖, ‖Gz‖, ‖h‖ (finite entries), ‖z‖));
+    * dual: ‖sym(Q)z + q + Aᵀλ + Gᵀμ + ν‖ / (1 + max(‖Qz‖, ‖q‖, ‖Aᵀλ‖, ‖Gᵀμ‖, ‖ν‖));
+    * gap: |zᵀQz + qᵀz + cᵀλ + hᵀμ + ubᵀν₊ − lbᵀν₋| / (1 + |½zᵀQz + qᵀz| + the largest of
+      those terms in absolute value), ν₊ = max(ν, 0), ν₋ = max(−ν, 0), infinite h, lb, ub
+      entries left out.
+
+    All norms are ∞-norms per element. A solution at status 0 has all three ≤ tol. Missing
+    constraints are None (as in ``solve_qp``); lb and ub may be scalars.
+    """
+    Q, q, z = (np.asarray(x, dtype=np.float64) for x in (Q, q, z))
+    A, c, G, h, lb, ub, lam, mu, nu = map(_opt, (A, c, G, h, lb, ub, lam, mu, nu))
+    n = z.shape[-1]
+    Qs = (Q + np.swapaxes(Q, -1, -2)) / 2
+    Qz = _matvec(Qs, z)
+    zQz = (z * Qz).sum(-1)
+    qz = (q * z).sum(-1)
+    zero = np.zeros(np.broadcast_shapes(zQz.shape, qz.shape))
+
+    primal, primal_scale = [zero], [_inf_norm(z)]
+    grad, dual_scale = Qz + q, [_inf_norm(Qz), _inf_norm(q)]
+    terms = [zQz, qz]
+    if A is not None and c is not None and A.shape[-2] > 0:
+        Az = _matvec(A, z)
+        primal += [_inf_norm(Az - c)]
+        primal_scale += [_inf_norm(Az), _inf_norm(c)]
+        if lam is not None:
+            ATl = _matvec(np.swapaxes(A, -1, -2), lam)
+            grad = grad + ATl
+            dual_scale.append(_inf_norm(ATl))
+            terms.append((c * lam).sum(-1))
+    if G is not None and h is not None and G.shape[-2] > 0:
+        Gz = _matvec(G, z)
+        finite = np.isfinite(h)
+        primal += [_inf_norm(np.maximum(Gz - h, 0.0))]
+        primal_scale += [_inf_norm(Gz), _inf_norm(np.where(finite, h, 0.0))]
+        if mu is not None:
+            GTm = _matvec(np.swapaxes(G, -1, -2), mu)
+            grad = grad + GTm
+            dual_scale.append(_inf_norm(GTm))
+            terms.append((np.where(finite, h, 0.0) * np.where(finite, mu, 0.0)).sum(-1))
+    if nu is not None:
+        grad = grad + nu
+        dual_scale.append(_inf_norm(nu))
+    for bound, sign in ((ub, 1.0), (lb, -1.0)):
+        if bound is None:
+            continue
+        bound = np.broadcast_to(bound, np.broadcast_shapes(bound.shape, (n,)))
+        finite = np.isfinite(bound)
+        primal.append(
+            _inf_norm(np.maximum(sign * (z - np.where(finite, bound, 0.0)), 0.0) * finite)
+        )
+        if nu is not None:
+            part = np.maximum(sign * nu, 0.0)  # ν₊ for ub, ν₋ for lb
+            finite_part = np.where(finite, bound, 0.0) * np.where(finite, part, 0.0)
+            terms.append(sign * finite_part.sum(-1))
+
+    def largest(xs: list) -> np.ndarray:
+        return np.maximum.reduce(np.broadcast_arrays(*xs)) if len(xs) > 1 else xs[0]
+
+    p = largest(primal) / (1 + largest(primal_scale))
+    d = _inf_norm(grad) / (1 + largest(dual_scale))
+    total = sum(terms[1:], terms[0])
+    g = np.abs(total) / (1 + np.abs(zQz / 2 + qz) + largest([np.abs(t) for t in terms]))
+    return p, d, g
+
+
+# --------------------------------------------------------------------------------------------
+# the solve_qp benchmark suite of BENCH_QP.md
+
+#: name: (B, n, m, p, box bounds, generator) of BENCH_QP.md's table.
+QP_CASES: dict[str, tuple[int, int, int, int, bool, str]] = {
+    "tiny": (1, 10, 0, 20, False, "generic"),
+    "scqpth_small": (32, 10, 0, 20, False, "scqpth"),
+    "mpc": (4096, 12, 4, 0, True, "generic"),
+    "optnet": (128, 100, 0, 100, False, "optnet"),
+    "scqpth_medium": (32, 100, 0, 200, False, "scqpth"),
+    "mixed": (256, 50, 10, 50, True, "generic"),
+    "large": (1, 500, 50, 500, True, "generic"),
+    "svm": (1, 569, 1, 0, True, "svm"),
+}
+
+
+def _sym(X: np.ndarray) -> np.ndarray:
+    return (X + np.swapaxes(X, -1, -2)) / 2
+
+
+def _generic_case(rng: np.random.Generator, B: int, n: int, m: int, p: int, box: bool) -> dict:
+    N, U = rng.standard_normal, rng.uniform
+    M = N((B, n, n))
+    Q = _sym(M @ np.swapaxes(M, -1, -2) / n + 0.1 * np.eye(n))
+    q = N((B, n))
+    z0 = N((B, n))
+    A = N((B, m, n))
+    c = _matvec(A, z0)
+    G = N((B, p, n))
+    s0 = U(size=(B, p))
+    s0[U(size=(B, p)) < 0.3] = 0.0
+    h = _matvec(G, z0) + s0
+    out = {"Q": Q, "q": q, "A": A, "c": c, "G": G, "h": h, "lb": None, "ub": None}
+    if box:
+        out["lb"] = z0 - U(size=(B, n))
+        out["ub"] = z0 + U(size=(B, n))
+    return out
+
+
+def _scqpth_case(rng: np.random.Generator, B: int, n: int, p: int) -> dict:
+    """scqpth_bench's create_qp_data: k = p/2 two-sided rows l ≤ Ãz ≤ u of density 0.15."""
+    N, U = rng.standard_normal, rng.uniform
+    k = p // 2
+    M = N((B, n, n)) * (U(size=(B, n, n)) < 0.5)
+    Q = _sym(np.swapaxes(M, -1, -2) @ M + 0.01 * np.eye(n))
+    q = N((B, n))
+    V = N((B, k, n))
+    W = U(size=(B, k, n))
+    mask = W < 0.15
+    empty = ~mask.any(axis=-1)  # a row with no entry keeps its smallest-W entry
+    smallest = W.argmin(axis=-1)
+    bi, ri = np.nonzero(empty)
+    mask[bi, ri, smallest[bi, ri]] = True
+    At = V * mask
+    lo = -U(size=(B, k))
+    up = U(size=(B, k))
+    G = np.concatenate([At, -At], axis=1)
+    h = np.concatenate([up, -lo], axis=1)
+    return {"Q": Q, "q": q, "A": None, "c": None, "G": G, "h": h, "lb": None, "ub": None}
+
+
+def _optnet_case(rng: np.random.Generator, B: int, n: int, p: int) -> dict:
+    """qpth's prof-gurobi.py problems."""
+    N, U = rng.standard_normal, rng.uniform
+    L = U(size=(B, n, n))
+    Q = _sym(L @ np.swapaxes(L, -1, -2) + 1e-3 * np.eye(n))
+    G = N((B, p, n))
+    z0 = N((B, n))
+    s0 = U(size=(B, p))
+    q = N((B, n))
+    h = _matvec(G, z0) + s0
+    return {"Q": Q, "q": q, "A": None, "c": None, "G": G, "h": h, "lb": None, "ub": None}
+
+
+def svm_dual(kernel: str = "rbf", C: float = 1.0) -> dict:
+    """The soft-margin SVM dual on scikit-learn's breast_cancer (569 samples, 30 features,
+    standardized with ddof 0): Q = sym(yyᵀ∘K), q = −1, A = yᵀ, c = 0, 0 ≤ α ≤ C, with
+    K = exp(−γ‖xᵢ − xⱼ‖²), γ = 1/(30·var X) ('scale'), or K = XXᵀ for ``kernel="linear"``;
+    y = +1 for target 1, −1 for target 0. Also returns X and y. Unbatched."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    X = (data.data - data.data.mean(axis=0)) / data.data.std(axis=0)
+    y = np.where(data.target == 1, 1.0, -1.0)
+    if kernel == "rbf":
+        gamma = 1.0 / (X.shape[1] * X.var())
+        sq = (X * X).sum(axis=1)
+        K = np.exp(-gamma * np.maximum(sq[:, None] + sq[None, :] - 2 * X @ X.T, 0.0))
+    elif kernel == "linear":
+        K = X @ X.T
+    else:
+        raise ValueError(f"kernel must be 'rbf' or 'linear', got {kernel!r}")
+    n = len(y)
+    return {
+        "Q": _sym(np.outer(y, y) * K),
+        "q": -np.ones(n),
+        "A": y[None, :],
+        "c": np.zeros(1),
+        "lb": np.zeros(n),
+        "ub": np.full(n, float(C)),
+        "X": X,
+        "y": y,
+    }
+
+
+def qp_case(name: str) -> dict:
+    """One case of BENCH_QP.md: a dict Q, q, A, c, G, h, lb, ub (None where the case has no
+    such constraint; leading batch dimension B always, also for B = 1) and the loss weights
+    w (B, n), all float64, drawn exactly as BENCH_QP.md says from
+    ``rng = np.random.default_rng([0, B, n, m, p])``."""
+    if name not in QP_CASES:
+        raise ValueError(f"unknown case {name!r}; the cases are {list(QP_CASES)}")
+    B, n, m, p, box, kind = QP_CASES[name]
+    rng = np.random.default_rng([0, B, n, m, p])
+    if kind == "generic":
+        out = _generic_case(rng, B, n, m, p, box)
+        if m == 0:
+            out["A"] = out["c"] = None
+        if p == 0:
+            out["G"] = out["h"] = None
+    elif kind == "scqpth":
+        out = _scqpth_case(rng, B, n, p)
+    elif kind == "optnet":
+        out = _optnet_case(rng, B, n, p)
+    else:
+        svm = svm_dual("rbf")
+        out = {k: None if v is None else v[None] for k, v in svm.items() if k not in ("X", "y")}
+        out.update(G=None, h=None)
+    out["w"] = rng.standard_normal((B, n))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# random QPs for the tests: known optimum, infeasible, unbounded
+
+
+def _qp_rng(batch: Batch, n: int, m: int, p: int, seed: int, tag: int):
+    shape = _batch_shape(batch)
+    return shape, math.prod(shape), np.random.default_rng([seed, math.prod(shape), n, m, p, tag])
+
+
+def feasible_qp(
+    batch: Batch,
+    n: int,
+    m: int = 0,
+    p: int = 0,
+    *,
+    bounds: str = "box",
+    rank_Q: int | None = None,
+    rank_A: int | None = None,
+    fixed: int = 0,
+    weak: int = 0,
+    seed: int = 0,
+    dtype: Any = np.float64,
+) -> dict:
+    """Random convex QPs built backwards from their KKT conditions, so that the optimum is
+    known: a dict Q, q, A, c, G, h, lb, ub (None where absent) and z_star, the optimum.
+
+    z⋆ ~ N(0, I); Q = MMᵀ/r with M (n, r), r = ``rank_Q`` (default n, then + 0.1·I;
+    ``rank_Q=0`` gives LPs); A = N(m, k)·N(k, n) of rank k = ``rank_A`` (default m), c = Az⋆
+    (consistent); per row of G one of: active with μ ~ U(0.1, 1), inactive with slack
+    U(0.1, 1) (about 40 % / 60 %), or — the first ``weak`` rows — weakly active (slack 0 and
+    μ = 0, a degenerate optimum). Bounds, for ``bounds`` in "none", "lower", "upper", "box",
+    "inf" (box with about a third of the lb and ub entries ±inf and a quarter of h +inf):
+    each finite bound is active (|ν| ~ U(0.1, 1)) or at distance U(0.1, 1); the first
+    ``fixed`` variables have lb = ub = z⋆ (box and inf only). Then
+    q = −(Qz⋆ + Aᵀλ + Gᵀμ + ν) with λ ~ N(0, I), so z⋆ satisfies the KKT conditions; it is
+    the unique optimum whenever Q is positive definite (the default).
+    """
+    if bounds not in ("none", "lower", "upper", "box", "inf"):
+        raise ValueError(f"bounds must be none, lower, upper, box or inf, got {bounds!r}")
+    shape, B, rng = _qp_rng(batch, n, m, p, seed, 11)
+    N, U = rng.standard_normal, rng.uniform
+    r = n if rank_Q is None else rank_Q
+    M = N((B, n, r))
+    Q = M @ np.swapaxes(M, -1, -2) / max(r, 1)
+    if rank_Q is None:
+        Q += 0.1 * np.eye(n)
+    Q = _sym(Q)
+    z = N((B, n))
+    k = m if rank_A is None else rank_A
+    A = N((B, m, k)) @ N((B, k, n))
+    c = _matvec(A, z)
+    lam = N((B, m))
+    G = N((B, p, n))
+    active = U(size=(B, p)) < 0.4
+    active[:, :weak] = True
+    mu = np.where(active, U(0.1, 1.0, (B, p)), 0.0)
+    mu[:, :weak] = 0.0
+    h = _matvec(G, z) + np.where(active, 0.0, U(0.1, 1.0, (B, p)))
+    nu = np.zeros((B, n))
+    lb = ub = None
+    if bounds != "none":
+        side = U(size=(B, n))  # < 0.25 at lb, < 0.5 at ub, else inactive
+        size = U(0.1, 1.0, (B, n))
+        gap_lo, gap_up = U(0.1, 1.0, (B, n)), U(0.1, 1.0, (B, n))
+        at_lb = (side < 0.25) & (bounds != "upper")
+        at_ub = (side >= 0.25) & (side < 0.5) & (bounds != "lower")
+        lo = np.where(at_lb, z, z - gap_lo)
+        up = np.where(at_ub, z, z + gap_up)
+        nu = np.where(at_ub, size, 0.0) - np.where(at_lb, size, 0.0)
+        if bounds == "inf":
+            lo = np.where(~at_lb & (U(size=(B, n)) < 0.33), -np.inf, lo)
+            up = np.where(~at_ub & (U(size=(B, n)) < 0.33), np.inf, up)
+            h = np.where(~active & (U(size=(B, p)) < 0.25), np.inf, h)
+        if fixed and bounds in ("box", "inf"):
+            lo[:, :fixed] = up[:, :fixed] = z[:, :fixed]
+            nu[:, :fixed] = N((B, fixed))
+        lb = None if bounds == "upper" else lo
+        ub = None if bounds == "lower" else up
+    grad = _matvec(Q, z) + _matvec(np.swapaxes(A, -1, -2), lam)
+    q = -(grad + _matvec(np.swapaxes(G, -1, -2), mu) + nu)
+    out = {"Q": Q, "q": q, "A": A, "c": c, "G": G, "h": h, "lb": lb, "ub": ub, "z_star": z}
+    return {
+        key: None if v is None else v.reshape(shape + v.shape[1:]).astype(dtype)
+        for key, v in out.items()
+    }
+
+
+def infeasible_qp(batch: Batch, n: int, *, kind: str = "rows", seed: int = 0) -> dict:
+    """Random primal-infeasible QPs (Q positive definite), a dict Q, q, A, c, G, h, lb, ub:
+
+    * "rows": G = [g; −g; G₀] with gᵀz ≤ t − 1 and −gᵀz ≤ −t − 1 (contradictory);
+    * "bounds": lb > ub in one coordinate;
+    * "equality": A = [a; a] with c = [1, 2] (inconsistent, rank-deficient A);
+    * "mixed": Σz = n + 1 with 0 ≤ z ≤ 1 (each part feasible alone).
+    """
+    kinds = ("rows", "bounds", "equality", "mixed")
+    if kind not in kinds:
+        raise ValueError(f"kind must be one of {kinds}, got {kind!r}")
+    shape, B, rng = _qp_rng(batch, n, 0, 0, seed, 12 + kinds.index(kind))
+    N, U = rng.standard_normal, rng.uniform
+    M = N((B, n, n))
+    Q = _sym(M @ np.swapaxes(M, -1, -2) / n + 0.1 * np.eye(n))
+    q = N((B, n))
+    out: dict[str, Any] = {"Q": Q, "q": q, "A": None, "c": None, "G": None, "h": None}
+    out["lb"] = out["ub"] = None
+    if kind == "rows":
+        g, G0 = N((B, 1, n)), N((B, 3, n))
+        t = N((B, 1))
+        out["G"] = np.concatenate([g, -g, G0], axis=1)
+        out["h"] = np.concatenate([t - 1, -t - 1, U(1.0, 2.0, (B, 3))], axis=1)
+    elif kind == "bounds":
+        lb = -U(1.0, 2.0, (B, n))
+        ub = U(1.0, 2.0, (B, n))
+        j = rng.integers(0, n, B)
+        ub[np.arange(B), j] = lb[np.arange(B), j] - U(0.1, 1.0, B)
+        out["lb"], out["ub"] = lb, ub
+    elif kind == "equality":
+        a = N((B, 1, n))
+        out["A"] = np.concatenate([a, a], axis=1)
+        out["c"] = np.broadcast_to([1.0, 2.0], (B, 2)).copy()
+    else:
+        out["A"] = np.ones((B, 1, n))
+        out["c"] = np.full((B, 1), n + 1.0)
+        out["lb"], out["ub"] = np.zeros((B, n)), np.ones((B, n))
+    return {k: None if v is None else v.reshape(shape + v.shape[1:]) for k, v in out.items()}
+
+
+def unbounded_qp(batch: Batch, n: int, m: int = 0, p: int = 0, *, seed: int = 0) -> dict:
+    """Random feasible but unbounded (dual-infeasible) convex QPs, a dict Q, q, A, c, G, h,
+    lb: a direction v with Qv = 0, Av = 0, Gv ≤ 0 and lb finite only where v ≥ 0, and
+    qᵀv = −‖v‖² < 0, so the objective decreases without bound along z₀ + tv (m < n − 1).
+
+    Q = P MMᵀ P/n with P = I − vvᵀ/‖v‖² (positive semidefinite, singular), A's rows projected
+    on v⊥, G's rows flipped where Gv > 0, h = Gz₀ + U(0, 1), c = Az₀, lb = z₀ − U(0, 1)
+    (−inf where v < 0), q = P q₀ − v.
+    """
+    if m >= n - 1:
+        raise ValueError(f"need m < n - 1, got n = {n}, m = {m}")
+    shape, B, rng = _qp_rng(batch, n, m, p, seed, 16)
+    N, U = rng.standard_normal, rng.uniform
+    v = N((B, n))
+    v /= np.linalg.norm(v, axis=-1, keepdims=True)
+    P = np.eye(n) - v[:, :, None] * v[:, None, :]
+    M = N((B, n, n))
+    Q = _sym(P @ M @ np.swapaxes(M, -1, -2) @ P / n)
+    z0 = N((B, n))
+    A = N((B, m, n)) @ P
+    G = N((B, p, n))
+    G = np.where(_matvec(G, v)[..., None] > 0, -G, G)
+    q = _matvec(P, N((B, n))) - v
+    lb = np.where(v >= 0, z0 - U(size=(B, n)), -np.inf)
+    out = {
+        "Q": Q,
+        "q": q,
+        "A": A,
+        "c": _matvec(A, z0),
+        "G": G,
+        "h": _matvec(G, z0) + U(size=(B, p)),
+        "lb": lb,
+        "ub": None,
+    }
+    return {k: None if v is None else v.reshape(shape + v.shape[1:]) for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# an independent answer: Clarabel at tol 1e-10, polished on its active set
+
+
+def clarabel_qp(
+    Q: Any,
+    q: Any,
+    *,
+    A: Any = None,
+    c: Any = None,
+    G: Any = None,
+    h: Any = None,
+    lb: Any = None,
+    ub: Any = None,
+    tol: float = 1e-10,
+    polish: bool = True,
+) -> dict:
+    """Solve a batch of QPs (``solve_qp``'s arguments) one by one with Clarabel (an
+    interior-point conic solver, tolerances ``tol``; needs the ``clarabel`` package) and,
+    with ``polish``, replace each answer by the exact optimum on its active set (rows whose
+    multiplier exceeds their slack, solved as one equality-constrained KKT system by least
+    squares), kept only when it is feasible and its multipliers have the right signs to
+    1e-9 (relative); this is BENCH_QP.md's reference.
+
+    Returns a dict z, lam, mu, nu (float64, NaN where not solved) and status (int32, the
+    batch shape; fastkkt's codes: 0 solved, 1 primal infeasible, 2 dual infeasible, 3
+    anything else) and polished (bool, the batch shape).
+    """
+    import clarabel
+    import scipy.sparse as sp
+
+    Q, q = np.asarray(Q, np.float64), np.asarray(q, np.float64)
+    n = q.shape[-1]
+    A = np.zeros((*Q.shape[:-2], 0, n)) if A is None else np.asarray(A, np.float64)
+    c = np.zeros(A.shape[:-1]) if c is None else np.asarray(c, np.float64)
+    G = np.zeros((*Q.shape[:-2], 0, n)) if G is None else np.asarray(G, np.float64)
+    h = np.zeros(G.shape[:-1]) if h is None else np.asarray(h, np.float64)
+    lb = np.full(n, -np.inf) if lb is None else np.asarray(lb, np.float64)
+    ub = np.full(n, np.inf) if ub is None else np.asarray(ub, np.float64)
+    m, p = A.shape[-2], G.shape[-2]
+    batch = np.broadcast_shapes(
+        Q.shape[:-2], q.shape[:-1], A.shape[:-2], c.shape[:-1], G.shape[:-2], h.shape[:-1],
+        lb.shape[:-1] if lb.ndim else (), ub.shape[:-1] if ub.ndim else (),
+    )  # fmt: skip
+    Q = np.broadcast_to(Q, (*batch, n, n))
+    q = np.broadcast_to(q, (*batch, n))
+    A, c = np.broadcast_to(A, (*batch, m, n)), np.broadcast_to(c, (*batch, m))
+    G, h = np.broadcast_to(G, (*batch, p, n)), np.broadcast_to(h, (*batch, p))
+    lb, ub = np.broadcast_to(lb, (*batch, n)), np.broadcast_to(ub, (*batch, n))
+    out = {
+        "z": np.full((*batch, n), np.nan),
+        "lam": np.full((*batch, m), np.nan),
+        "mu": np.full((*batch, p), np.nan),
+        "nu": np.full((*batch, n), np.nan),
+        "status": np.full(batch, 3, dtype=np.int32),
+        "polished": np.zeros(batch, dtype=bool),
+    }
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = tol
+    settings.tol_ktratio = min(settings.tol_ktratio, tol)
+    settings.max_iter = 500
+    statuses = {
+        clarabel.SolverStatus.Solved: 0,
+        clarabel.SolverStatus.PrimalInfeasible: 1,
+        clarabel.SolverStatus.DualInfeasible: 2,
+    }
+    eye = np.eye(n)
+    for idx in np.ndindex(*batch):
+        g_rows, u_rows, l_rows = np.isfinite(h[idx]), np.isfinite(ub[idx]), np.isfinite(lb[idx])
+        if (lb[idx] > ub[idx]).any():
+            out["status"][idx] = 1
+            continue
+        C = np.vstack([G[idx][g_rows], eye[u_rows], -eye[l_rows]])
+        d = np.concatenate([h[idx][g_rows], ub[idx][u_rows], -lb[idx][l_rows]])
+        Qs = (Q[idx] + Q[idx].T) / 2
+        solver = clarabel.DefaultSolver(
+            sp.triu(sp.csc_matrix(Qs)).tocsc(),
+            q[idx],
+            sp.csc_matrix(np.vstack([A[idx], C])),
+            np.concatenate([c[idx], d]),
+            [clarabel.ZeroConeT(m), clarabel.NonnegativeConeT(len(d))],
+            settings,
+        )
+        sol = solver.solve()
+        out["status"][idx] = statuses.get(sol.status, 3)
+        if sol.status != clarabel.SolverStatus.Solved:
+            continue
+        z, y = np.array(sol.x), np.array(sol.z)
+        lam, w = y[:m], y[m:]
+        if polish:
+            polished = _polish_active_set(Qs, q[idx], A[idx], c[idx], C, d, z, lam, w)
+            if polished is not None:
+                z, lam, w = polished
+                out["polished"][idx] = True
+        mu = np.zeros(p)
+        mu[g_rows] = w[: g_rows.sum()]
+        nu = np.zeros(n)
+        nu[u_rows] += w[g_rows.sum() : g_rows.sum() + u_rows.sum()]
+        nu[l_rows] -= w[g_rows.sum() + u_rows.sum() :]
+        out["z"][idx], out["lam"][idx], out["mu"][idx], out["nu"][idx] = z, lam, mu, nu
+    return out
+
+
+def _polish_active_set(Q, q, A, c, C, d, z, lam, w):
+    """(z, λ, w) solving the KKT system with the rows w > slack as equalities, or None when
+    that point is infeasible or has a negative multiplier (beyond 1e-9, relative)."""
+    n, m = len(q), len(c)
+    active = w > d - C @ z
+    Ca = C[active]
+    K = np.block(
+        [
+            [Q, A.T, Ca.T],
+            [A, np.zeros((m, m + len(Ca)))],
+            [Ca, np.zeros((len(Ca), m + len(Ca)))],
+        ]
+    )
+    x = np.linalg.lstsq(K, np.concatenate([-q, c, d[active]]), rcond=None)[0]
+    zp, lp = x[:n], x[n : n + m]
+    wp = np.zeros(len(d))
+    wp[active] = x[n + m :]
+    feasible = (C @ zp - d <= 1e-9 * (1 + np.abs(d).max(initial=0))).all()
+    signs = (wp >= -1e-9 * (1 + np.abs(q).max(initial=0))).all()
+    if feasible and signs and np.isfinite(x).all():
+        return zp, lp, np.maximum(wp, 0.0)
+    return None
+
+
+def assert_qp_kkt(problem: dict, z: Any, lam: Any, mu: Any, nu: Any, tol: float) -> None:
+    """Assert that every element of (z, λ, μ, ν) solves ``problem`` (a dict of solve_qp's
+    arguments, extra keys ignored) to ``tol``: the three measures of
+    :func:`qp_kkt_residuals` ≤ tol, and per row, with ε = tol·(1 + ‖q‖∞ + ‖Qz‖∞ + ‖ν‖∞ +
+    ‖Gᵀμ‖∞) (scale of the dual residual): μ ≥ −ε; μᵢ·slackᵢ ≤ ε·(1 + slack scale);
+    ν ≤ ε where ub = +inf (or absent), ν ≥ −ε where lb = −inf (or absent);
+    ν₊·(ub − z) and ν₋·(z − lb) ≤ ε·(1 + ‖z‖∞ + bound scale) (ν = 0 off the bounds)."""
+    f64 = np.float64
+    P = {k: problem.get(k) for k in ("Q", "q", "A", "c", "G", "h", "lb", "ub")}
+    z, lam, mu, nu = (np.asarray(x, f64) for x in (z, lam, mu, nu))
+    assert np.isfinite(z).all(), "z is not finite"
+    p, d, g = qp_kkt_residuals(P["Q"], P["q"], z, lam, mu, nu, **{k: P[k] for k in "AcGh"},
+                               lb=P["lb"], ub=P["ub"])  # fmt: skip
+    for name, r in (("primal", p), ("dual", d), ("gap", g)):
+        worst = float(np.max(r, initial=0.0))
+        assert worst <= tol, f"{name} residual {worst:.3g} > tol = {tol:g}"
+    Q = np.asarray(P["Q"], f64)
+    Qz = _matvec((Q + np.swapaxes(Q, -1, -2)) / 2, z)
+    eps = tol * (1 + np.maximum.reduce([_inf_norm(np.asarray(P["q"], f64) + 0 * z), _inf_norm(Qz),
+                                        _inf_norm(nu)]))  # fmt: skip
+    if P["G"] is not None and mu.shape[-1] > 0:
+        G, h = np.asarray(P["G"], f64), np.asarray(P["h"], f64)
+        eps = np.maximum(eps, tol * _inf_norm(_matvec(np.swapaxes(G, -1, -2), mu)))
+        slack = np.where(np.isfinite(h), h - _matvec(G, z), np.inf)
+        assert (mu >= -eps[..., None]).all(), f"negative μ: min {mu.min():.3g}"
+        scale = 1 + np.maximum(_inf_norm(np.where(np.isfinite(h), h, 0.0)), _inf_norm(z))
+        prod = mu * np.maximum(np.where(np.isfinite(slack), slack, 0.0), 0.0)
+        assert (prod <= (eps * scale)[..., None]).all(), f"μ∘slack up to {prod.max():.3g}"
+        assert (np.where(np.isinf(slack), np.abs(mu), 0.0) <= eps[..., None]).all(), (
+            "μ ≠ 0 on a row with h = +inf"
+        )
+    for bound, sign in ((P["ub"], 1.0), (P["lb"], -1.0)):
+        part = np.maximum(sign * nu, 0.0)
+        if bound is None:
+            assert (part <= eps[..., None]).all(), "ν has the sign of a bound that is absent"
+            continue
+        b = np.broadcast_to(np.asarray(bound, f64), z.shape)
+        dist = np.where(np.isfinite(b), sign * (b - z), np.inf)
+        assert (np.where(np.isinf(dist), part, 0.0) <= eps[..., None]).all(), (
+            "ν has the sign of an infinite bound"
+        )
+        scale = 1 + np.maximum(_inf_norm(np.where(np.isfinite(b), b, 0.0)), _inf_norm(z))
+        prod = part * np.maximum(np.where(np.isfinite(dist), dist, 0.0), 0.0)
+        assert (prod <= (eps * scale)[..., None]).all(), f"ν∘(distance to bound) {prod.max():.3g}"
