@@ -1,0 +1,467 @@
+"""The differentiable QP layer: ``fastkkt.torch.solve_qp`` and ``fastkkt.torch.solve_qp_ex``.
+
+Each batch element solves the convex quadratic program (as `fastkkt.solve_qp`, whose NumPy
+implementation runs the forward pass, with its validation, broadcasting and dtypes)
+
+    minimize_z ½zᵀQz + qᵀz   subject to   Az = c,  Gz ≤ h,  lb ≤ z ≤ ub,
+
+with Lagrangian L = ½zᵀQz + qᵀz + λᵀ(Az − c) + μᵀ(Gz − h) + ν_ubᵀ(z − ub) + ν_lbᵀ(lb − z) and
+the signed bound multiplier ν = ν_ub − ν_lb.
+
+Backward pass: implicit differentiation of the KKT conditions at the solution (Amos & Kolter,
+"OptNet", ICML 2017), restricted to the active set 𝒜. With the active rows G_𝒜 z = h_𝒜 and the
+active bounds z_j = b_j (b_j = ub_j or lb_j), the solution satisfies
+
+    Q z + q + Aᵀλ + G_𝒜ᵀμ_𝒜 + E_𝒜ᵀν_𝒜 = 0,   A z = c,   G_𝒜 z = h_𝒜,   E_𝒜 z = b_𝒜,
+
+(E_𝒜: rows of the identity), and the multipliers of the inactive constraints are zero and stay
+zero. Differentiating gives one symmetric system K dx = r in x = (z, λ, μ, ν),
+
+        [ Q    Aᵀ   G̃ᵀ    Ẽᵀ   ]
+    K = [ A    0    0     0    ],   G̃ = D_G G,  Ẽ = D_B,  D_G, D_B the 0/1 active masks,
+        [ G̃    0   D_G−I  0    ]
+        [ Ẽ    0    0    D_B−I ]
+
+(an inactive row i becomes the decoupled equation −dμᵢ = rᵢ: a fixed shape for every batch
+element whatever its active set, and −I keeps K symmetric). For a loss ℓ with incoming
+gradients g = (g_z, g_λ, g_μ, g_ν) (g_μ, g_ν taken on the active constraints only), one adjoint
+solve d = −K⁻¹g gives, by the signs of the Lagrangian above,
+
+    ∂ℓ/∂q = d_z                   ∂ℓ/∂Q = ½(d_z zᵀ + z d_zᵀ)   (only sym(Q) enters)
+    ∂ℓ/∂c = −d_λ                  ∂ℓ/∂A = d_λ zᵀ + λ d_zᵀ
+    ∂ℓ/∂h = −D_G d_μ              ∂ℓ/∂G = D_G d_μ zᵀ + μ_𝒜 d_zᵀ
+    ∂ℓ/∂ub_j = −d_ν,j  (j at its upper bound),  ∂ℓ/∂lb_j = −d_ν,j  (j at its lower bound),
+
+each summed over the batch dimensions along which its input was broadcast, and zero for
+elements that failed (info ≠ 0). (Derivation: with F(x, θ) = 0 the active KKT conditions,
+dℓ = gᵀdx = −gᵀK⁻¹ ∂F/∂θ dθ = dᵀ ∂F/∂θ dθ, and ∂F/∂θ dθ = (dQ z + dq + dAᵀλ + dGᵀμ,
+dA z − dc, dG_𝒜 z − dh_𝒜, −db_𝒜).)
+
+The active-set rule, applied to the returned solution (so it is deterministic, and what it
+decides is what the forward pass returned):
+
+- row i of G is active iff μᵢ > max(hᵢ − Gᵢz, 0), i.e. its multiplier is positive and exceeds
+  its slack. At a strictly complementary solution this is exactly the set of binding rows. A
+  weakly active row (μᵢ = 0 and Gᵢz = hᵢ) counts as inactive: the gradient is the one of the
+  problem without that row, the one-sided derivative for perturbations that keep it slack.
+- coordinate j is at its upper bound iff νⱼ > max(ubⱼ − zⱼ, 0), at its lower bound iff
+  −νⱼ > max(zⱼ − lbⱼ, 0); a weakly active bound (νⱼ = 0) counts as inactive.
+- a fixed coordinate (lbⱼ = ubⱼ) is always active; its gradient goes to ub when νⱼ ≥ 0 and to lb
+  when νⱼ < 0 (the bound that holds z there: it is then exactly ∂zⱼ/∂b on the feasible side).
+- where the active constraints are linearly dependent or Q is singular on their null space
+  (degenerate points, where z or the multipliers are not differentiable), K is singular and
+  the adjoint system is solved in the least-squares sense (minimum norm): finite, deterministic.
+
+Operators (torch.library, with fake implementations, so ``torch.compile(fullgraph=True)``
+traces them): ``fastkkt::qp_solve`` (the forward, `fastkkt.solve_qp_ex`) and
+``fastkkt::qp_adjoint`` (the adjoint solve above); the outer products are torch operations.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+import torch
+
+from fastkkt import _api, _qp
+from fastkkt._errors import QPError
+from fastkkt._qp import QPSolution
+
+__all__ = ["solve_qp", "solve_qp_ex"]
+
+TensorLike = Union[torch.Tensor, np.ndarray, Sequence[Any], float, int]
+Tensor = torch.Tensor
+_NAMES = ("Q", "q", "A", "c", "G", "h", "lb", "ub")
+_INTS = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _np(t: Tensor | None) -> np.ndarray | None:
+    if t is None:
+        return None
+    t = t.detach()
+    return (t.resolve_neg() if t.is_neg() else t).numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# the forward operator
+
+
+def _qp_solve_impl(
+    Q: Tensor,
+    q: Tensor,
+    A: Tensor | None,
+    c: Tensor | None,
+    G: Tensor | None,
+    h: Tensor | None,
+    lb: Tensor | None,
+    ub: Tensor | None,
+    tol: float,
+    max_iter: int,
+    check_finite: bool,
+    check_errors: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(z, lam, mu, nu, info, iterations) = ``fastkkt.solve_qp_ex`` on the tensors' data;
+    with `check_errors`, QPError for failed elements (as ``fastkkt.solve_qp``)."""
+    sol = _qp.solve_qp_ex(
+        _np(Q), _np(q), A=_np(A), c=_np(c), G=_np(G), h=_np(h), lb=_np(lb), ub=_np(ub),
+        tol=tol, max_iter=max_iter, check_finite=check_finite,
+    )  # fmt: skip
+    if check_errors and sol.info.any():
+        raise QPError(sol.info)
+    return tuple(torch.from_numpy(x) for x in sol)  # type: ignore[return-value]
+
+
+_qp_solve = torch.library.custom_op("fastkkt::qp_solve", mutates_args=(), device_types="cpu")(
+    _qp_solve_impl
+)
+
+
+def _batch(Q: Tensor, q: Tensor, *rest: Tensor | None) -> tuple[tuple, Any, Any, Any]:
+    """(batch shape, n, m, p) from the operands' shapes (for the fake implementation)."""
+    A, c, G, h, lb, ub = rest
+    shapes = [Q.shape[:-2], q.shape[:-1]]
+    for t, k in ((A, 2), (c, 1), (G, 2), (h, 1), (lb, 1), (ub, 1)):
+        if t is not None and t.dim() >= k:
+            shapes.append(t.shape[:-k])
+    m = A.shape[-2] if A is not None else 0
+    p = G.shape[-2] if G is not None else 0
+    return tuple(torch.broadcast_shapes(*shapes)), Q.shape[-1], m, p
+
+
+@_qp_solve.register_fake
+def _qp_solve_fake(Q, q, A, c, G, h, lb, ub, tol, max_iter, check_finite, check_errors):  # type: ignore[no-untyped-def]
+    batch, n, m, p = _batch(Q, q, A, c, G, h, lb, ub)
+    info = Q.new_empty(batch, dtype=torch.int32)
+    return (
+        Q.new_empty((*batch, n)),
+        Q.new_empty((*batch, m)),
+        Q.new_empty((*batch, p)),
+        Q.new_empty((*batch, n)),
+        info,
+        torch.empty_like(info),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the adjoint operator
+
+
+def _qp_adjoint_impl(
+    Q: Tensor,
+    A: Tensor | None,
+    G: Tensor | None,
+    h: Tensor | None,
+    lb: Tensor | None,
+    ub: Tensor | None,
+    z: Tensor,
+    lam: Tensor,
+    mu: Tensor,
+    nu: Tensor,
+    info: Tensor,
+    gz: Tensor,
+    glam: Tensor,
+    gmu: Tensor,
+    gnu: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(d_z, d_λ, D_G d_μ, d_ν on upper-active, d_ν on lower-active, μ_𝒜): the adjoint solve
+    d = −K⁻¹g of the module docstring, for the active set of its rule; zero for failed
+    elements. All outputs have the batch shape of `info`."""
+    batch, n, m, p = tuple(info.shape), z.shape[-1], lam.shape[-1], mu.shape[-1]
+    dt = z.dtype
+    B = math.prod(batch)
+    ok = (info == 0).reshape(B)
+    okc = ok[:, None]
+    zf = torch.where(okc, z.reshape(B, n), 0)
+    muf = torch.where(okc, mu.reshape(B, p), 0)
+    nuf = torch.where(okc, nu.reshape(B, n), 0)
+    has_bounds = lb is not None or ub is not None
+    nb = n if has_bounds else 0
+    N = n + m + p + nb
+    K = z.new_zeros((B, N, N))
+    Qe = Q.expand(*batch, n, n).reshape(B, n, n)
+    K[:, :n, :n] = 0.5 * (Qe + Qe.mT)
+    if m:
+        Ae = A.expand(*batch, m, n).reshape(B, m, n)  # type: ignore[union-attr]
+        K[:, n : n + m, :n] = Ae
+        K[:, :n, n : n + m] = Ae.mT
+    act_g = torch.zeros((B, p), dtype=torch.bool)
+    if p:
+        Ge = G.expand(*batch, p, n).reshape(B, p, n)  # type: ignore[union-attr]
+        he = h.expand(*batch, p).reshape(B, p)  # type: ignore[union-attr]
+        slack = he - (Ge @ zf.unsqueeze(-1)).squeeze(-1)
+        act_g = (muf > slack.clamp(min=0)) & okc
+        Gm = Ge * act_g.unsqueeze(-1).to(dt)
+        o = n + m
+        K[:, o : o + p, :n] = Gm
+        K[:, :n, o : o + p] = Gm.mT
+        K[:, o : o + p, o : o + p] = torch.diag_embed(act_g.to(dt) - 1)
+    up = lo = torch.zeros((B, n), dtype=torch.bool)
+    if has_bounds:
+        inf = torch.tensor(math.inf, dtype=dt)
+        lbe = (lb if lb is not None else -inf).expand(*batch, n).reshape(B, n)
+        ube = (ub if ub is not None else inf).expand(*batch, n).reshape(B, n)
+        fixed = lbe == ube
+        up = ((nuf > (ube - zf).clamp(min=0)) | (fixed & (nuf >= 0))) & okc
+        lo = ((-nuf > (zf - lbe).clamp(min=0)) | (fixed & (nuf < 0))) & okc
+        act_b = (up | lo).to(dt)
+        o = n + m + p
+        E = torch.diag_embed(act_b)
+        K[:, o:, :n] = E
+        K[:, :n, o:] = E
+        K[:, o:, o:] = torch.diag_embed(act_b - 1)
+    # failed elements: an identity system with a zero right-hand side
+    K = torch.where(ok[:, None, None], K, torch.eye(N, dtype=dt))
+    parts = [gz.reshape(B, n), glam.reshape(B, m), gmu.reshape(B, p) * act_g]
+    if has_bounds:
+        parts.append(gnu.reshape(B, n) * (up | lo))
+    rhs = torch.where(okc, -torch.cat(parts, dim=-1), 0)
+    d, linfo = torch.linalg.solve_ex(K, rhs.unsqueeze(-1))
+    d = d.squeeze(-1)
+    bad = (linfo != 0) | ~torch.isfinite(d).all(-1)
+    if bool(bad.any()):  # singular K (degenerate point): the minimum-norm solution
+        idx = bad.nonzero().squeeze(-1)
+        Kb = K[idx].to(torch.float64)
+        sol = torch.linalg.lstsq(Kb, rhs[idx].to(torch.float64).unsqueeze(-1), driver="gelsd")
+        d = d.index_copy(0, idx, sol.solution.squeeze(-1).to(dt))
+    d = torch.where(okc, d, 0)
+    dz, dlam, dmu = d[:, :n], d[:, n : n + m], d[:, n + m : n + m + p] * act_g
+    if has_bounds:
+        dnu = d[:, n + m + p :]
+        dnu_up, dnu_lo = dnu * up, dnu * lo
+    else:
+        dnu_up = dnu_lo = z.new_zeros((B, n))
+    mu_act = muf * act_g
+    out = (dz, dlam, dmu, dnu_up, dnu_lo, mu_act)
+    shapes = (n, m, p, n, n, p)
+    return tuple(x.reshape(*batch, k).contiguous() for x, k in zip(out, shapes))  # type: ignore[return-value]
+
+
+_qp_adjoint = torch.library.custom_op("fastkkt::qp_adjoint", mutates_args=(), device_types="cpu")(
+    _qp_adjoint_impl
+)
+
+
+@_qp_adjoint.register_fake
+def _qp_adjoint_fake(Q, A, G, h, lb, ub, z, lam, mu, nu, info, gz, glam, gmu, gnu):  # type: ignore[no-untyped-def]
+    return (
+        torch.empty_like(z),
+        torch.empty_like(lam),
+        torch.empty_like(mu),
+        torch.empty_like(z),
+        torch.empty_like(z),
+        torch.empty_like(mu),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the differentiation rule
+
+
+def _setup(ctx: Any, inputs: tuple, output: tuple) -> None:
+    Q, q, A, c, G, h, lb, ub = inputs[:8]
+    z, lam, mu, nu, info, _ = output
+    ctx.save_for_backward(Q, A, G, h, lb, ub, z, lam, mu, nu, info)
+    ctx.shapes = [None if t is None else tuple(t.shape) for t in (Q, q, A, c, G, h, lb, ub)]
+    ctx.set_materialize_grads(False)
+
+
+def _outer(u: Tensor, v: Tensor, target: tuple) -> Tensor:
+    """Σ over the broadcast batch dimensions of u vᵀ, shape `target` = (*tb, k, l)."""
+    batch = tuple(u.shape[:-1])
+    tb = tuple(target[:-2])
+    if math.prod(tb) == math.prod(batch):
+        return (u.unsqueeze(-1) * v.unsqueeze(-2)).reshape(target)
+    if len(tb) == 0 or math.prod(tb) == 1:
+        return (u.reshape(-1, u.shape[-1]).mT @ v.reshape(-1, v.shape[-1])).reshape(target)
+    return (u.unsqueeze(-1) * v.unsqueeze(-2)).sum_to_size(target)
+
+
+def _backward(ctx: Any, gz: Any, glam: Any, gmu: Any, gnu: Any, *_: Any) -> tuple:
+    Q, A, G, h, lb, ub, z, lam, mu, nu, info = ctx.saved_tensors
+    need = ctx.needs_input_grad[:8]
+    grads: list[Any] = [None] * len(ctx.needs_input_grad)
+    if not any(need):
+        return tuple(grads)
+    gz = torch.zeros_like(z) if gz is None else gz
+    glam = torch.zeros_like(lam) if glam is None else glam
+    gmu = torch.zeros_like(mu) if gmu is None else gmu
+    gnu = torch.zeros_like(nu) if gnu is None else gnu
+    op = torch.ops.fastkkt.qp_adjoint if _traced(z) else _qp_adjoint_impl
+    dz, dlam, dmu, dnu_up, dnu_lo, mu_act = op(
+        Q, A, G, h, lb, ub, z, lam, mu, nu, info, gz, glam, gmu, gnu
+    )
+    ok = (info == 0).unsqueeze(-1)
+    zf = torch.where(ok, z, 0)
+    sQ, sq, sA, sc, sG, sh, slb, sub = ctx.shapes
+    if need[0]:
+        grads[0] = 0.5 * (_outer(dz, zf, sQ) + _outer(zf, dz, sQ))
+    if need[1]:
+        grads[1] = dz.sum_to_size(sq)
+    if need[2]:
+        lamf = torch.where(ok, lam, 0)
+        grads[2] = _outer(dlam, zf, sA) + _outer(lamf, dz, sA)
+    if need[3]:
+        grads[3] = (-dlam).sum_to_size(sc)
+    if need[4]:
+        grads[4] = _outer(dmu, zf, sG) + _outer(mu_act, dz, sG)
+    if need[5]:
+        grads[5] = (-dmu).sum_to_size(sh)
+    if need[6]:
+        grads[6] = (-dnu_lo).sum_to_size(slb)
+    if need[7]:
+        grads[7] = (-dnu_up).sum_to_size(sub)
+    return tuple(grads)
+
+
+_qp_solve.register_autograd(_backward, setup_context=_setup)
+
+
+class _Solve(torch.autograd.Function):
+    """``fastkkt::qp_solve`` for eager calls (without the dispatcher's Python hops)."""
+
+    @staticmethod
+    def forward(*args: Any) -> tuple:  # type: ignore[override]
+        return _qp_solve_impl(*args)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
+        _setup(ctx, inputs, output)
+        ctx.mark_non_differentiable(output[4], output[5])
+
+    backward = staticmethod(_backward)  # type: ignore[assignment]
+
+
+def _traced(probe: Tensor) -> bool:
+    """Whether a tracer records this call (torch.compile's fake tensors, torch.jit.trace)."""
+    return (
+        torch.compiler.is_compiling() or type(probe) is not torch.Tensor or torch.jit.is_tracing()
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# public functions
+
+
+def _tensor(x: Any, name: str) -> Tensor:
+    """`x` as a tensor; non-tensors through NumPy (a list of Python floats is float64)."""
+    if isinstance(x, torch.Tensor):
+        return x
+    a = _api._as_array(x, name)
+    if any(s < 0 for s in a.strides) or not a.dtype.isnative or not a.flags.writeable:
+        a = np.array(a, dtype=a.dtype.newbyteorder("="))
+    return torch.from_numpy(a)
+
+
+def _prepare(args: dict[str, Any]) -> tuple[list[Tensor | None], torch.dtype]:
+    """Tensors of one compute dtype, chosen as the NumPy API does: float32 if every input
+    (Python scalars for lb/ub excepted: they are weak, as in NumPy) is a float of at most 32
+    bits, else float64. The casts are differentiable, so gradients come back in each input's
+    dtype."""
+    ts: dict[str, Any] = {}
+    strong: list[Tensor] = []
+    for name in _NAMES:
+        x = args[name]
+        if x is None or (isinstance(x, numbers.Real) and not isinstance(x, np.generic)):
+            ts[name] = x  # absent, or a weak Python scalar: made in the compute dtype below
+            continue
+        t = _tensor(x, name)
+        if t.device.type != "cpu":
+            raise NotImplementedError(
+                f"{name} is on device {t.device}: fastkkt.torch supports CPU tensors only "
+                "(CUDA is not supported yet); move the inputs with .cpu()"
+            )
+        if t.is_complex() or not (t.is_floating_point() or t.dtype in _INTS):
+            raise TypeError(
+                f"{name} has dtype {t.dtype}; fastkkt solves real problems in float32 or float64"
+            )
+        ts[name] = t
+        strong.append(t)
+    small = all(t.is_floating_point() and t.element_size() <= 4 for t in strong)
+    dtype = torch.float32 if small else torch.float64
+    out = []
+    for t in ts.values():
+        if t is None or isinstance(t, torch.Tensor):
+            out.append(t if t is None or t.dtype == dtype else t.to(dtype))
+        else:
+            out.append(torch.tensor(float(t), dtype=dtype))
+    return out, dtype
+
+
+def _call(
+    args: dict[str, Any], tol: float | None, max_iter: int, check_finite: bool, check: bool
+) -> tuple:
+    ts, dtype = _prepare(args)
+    if tol is None:
+        tol = _qp.DEFAULT_TOL[np.dtype(np.float32 if dtype == torch.float32 else np.float64)]
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral):
+        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}")
+    extra = (float(tol), int(max_iter), bool(check_finite), check)
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return torch.ops.fastkkt.qp_solve(*ts, *extra)
+    grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ts)
+    if grad:
+        return _Solve.apply(*ts, *extra)
+    return _qp_solve_impl(*ts, *extra)  # type: ignore[arg-type]
+
+
+def solve_qp_ex(
+    Q: TensorLike,
+    q: TensorLike,
+    *,
+    A: TensorLike | None = None,
+    c: TensorLike | None = None,
+    G: TensorLike | None = None,
+    h: TensorLike | None = None,
+    lb: TensorLike | None = None,
+    ub: TensorLike | None = None,
+    tol: float | None = None,
+    max_iter: int = _qp.DEFAULT_MAX_ITER,
+    check_finite: bool = True,
+) -> QPSolution:
+    """Differentiable `fastkkt.solve_qp_ex`: a QPSolution (z, lam, mu, nu, info, iterations)
+    of tensors with per-element status.
+
+    ``minimize ½zᵀQz + qᵀz subject to Az = c, Gz ≤ h, lb ≤ z ≤ ub``; shapes Q (..., n, n),
+    q (..., n), A (..., m, n), c (..., m), G (..., p, n), h (..., p), lb and ub (..., n) or
+    scalars, batch dimensions broadcast; z, lam, mu, nu are differentiable with respect to
+    every tensor input (see the module docstring for the rule at degenerate points). Failed
+    elements (info ≠ 0) hold NaN and contribute exactly zero to every gradient. float32 when
+    every tensor input is float32, else float64; CPU tensors only.
+
+    Raises ValueError / TypeError as `fastkkt.solve_qp_ex`, NotImplementedError for non-CPU
+    tensors.
+    """
+    args = dict(Q=Q, q=q, A=A, c=c, G=G, h=h, lb=lb, ub=ub)
+    return QPSolution(*_call(args, tol, max_iter, check_finite, False))
+
+
+def solve_qp(
+    Q: TensorLike,
+    q: TensorLike,
+    *,
+    A: TensorLike | None = None,
+    c: TensorLike | None = None,
+    G: TensorLike | None = None,
+    h: TensorLike | None = None,
+    lb: TensorLike | None = None,
+    ub: TensorLike | None = None,
+    return_multipliers: bool = False,
+    tol: float | None = None,
+    max_iter: int = _qp.DEFAULT_MAX_ITER,
+    check_finite: bool = True,
+) -> Any:
+    """Differentiable `fastkkt.solve_qp`: z (..., n), or (z, lam, mu, nu) with
+    `return_multipliers`; arguments as `solve_qp_ex`.
+
+    Raises `fastkkt.QPError` (``.indices``, ``.info``) if any element is infeasible,
+    unbounded or not converged, plus the errors of `solve_qp_ex`.
+    """
+    args = dict(Q=Q, q=q, A=A, c=c, G=G, h=h, lb=lb, ub=ub)
+    z, lam, mu, nu, _, _ = _call(args, tol, max_iter, check_finite, True)
+    return (z, lam, mu, nu) if return_multipliers else z
