@@ -169,75 +169,104 @@ def _qp_adjoint_impl(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(d_z, d_λ, D_G d_μ, d_ν on upper-active, d_ν on lower-active, μ_𝒜): the adjoint solve
     d = −K⁻¹g of the module docstring, for the active set of its rule; zero for failed
-    elements. All outputs have the batch shape of `info`."""
+    elements. All outputs have the batch shape of `info`.
+
+    The system solved is smaller than K but equivalent: (1) the active bounds are eliminated —
+    their rows say d_zⱼ = r_νⱼ, so those coordinates become identity rows with known values
+    moved to the right-hand side, and d_νⱼ is read off row zⱼ afterwards; (2) each element's
+    active rows of G are moved to the front (a stable sort) and the system is cut after the
+    most active rows of any element, k = max |𝒜_G|, the rest of each element's k slots being
+    the decoupled −dμ = 0 rows. Size n + m + k instead of 2n + m + p; one batched LU.
+    """
     batch, n, m, p = tuple(info.shape), z.shape[-1], lam.shape[-1], mu.shape[-1]
     dt = z.dtype
     B = math.prod(batch)
     ok = (info == 0).reshape(B)
+    all_ok = bool(ok.all())
     okc = ok[:, None]
-    zf = torch.where(okc, z.reshape(B, n), 0)
-    muf = torch.where(okc, mu.reshape(B, p), 0)
-    nuf = torch.where(okc, nu.reshape(B, n), 0)
-    has_bounds = lb is not None or ub is not None
-    nb = n if has_bounds else 0
-    N = n + m + p + nb
-    K = z.new_zeros((B, N, N))
+    zf = z.reshape(B, n)
+    muf = mu.reshape(B, p)
+    nuf = nu.reshape(B, n)
+    if not all_ok:
+        zf, muf, nuf = (torch.where(okc, x, 0) for x in (zf, muf, nuf))
     Qe = Q.expand(*batch, n, n).reshape(B, n, n)
-    K[:, :n, :n] = 0.5 * (Qe + Qe.mT)
-    if m:
-        Ae = A.expand(*batch, m, n).reshape(B, m, n)  # type: ignore[union-attr]
-        K[:, n : n + m, :n] = Ae
-        K[:, :n, n : n + m] = Ae.mT
+    Qs = 0.5 * (Qe + Qe.mT)
+    Ae = A.expand(*batch, m, n).reshape(B, m, n) if m else z.new_zeros((B, 0, n))  # type: ignore[union-attr]
+    # active rows of G, gathered to the front
     act_g = torch.zeros((B, p), dtype=torch.bool)
+    k = 0
     if p:
         Ge = G.expand(*batch, p, n).reshape(B, p, n)  # type: ignore[union-attr]
         he = h.expand(*batch, p).reshape(B, p)  # type: ignore[union-attr]
         slack = he - (Ge @ zf.unsqueeze(-1)).squeeze(-1)
         act_g = (muf > slack.clamp(min=0)) & okc
-        Gm = Ge * act_g.unsqueeze(-1).to(dt)
-        o = n + m
-        K[:, o : o + p, :n] = Gm
-        K[:, :n, o : o + p] = Gm.mT
-        K[:, o : o + p, o : o + p] = torch.diag_embed(act_g.to(dt) - 1)
+        k = int(act_g.sum(1).max())
+    if k:
+        rows = torch.argsort((~act_g).to(torch.int8), dim=1, stable=True)[:, :k]
+        valid = act_g.gather(1, rows)
+        Gk = Ge.gather(1, rows.unsqueeze(-1).expand(B, k, n)) * valid.unsqueeze(-1).to(dt)
+    else:
+        rows = torch.zeros((B, 0), dtype=torch.int64)
+        valid = torch.zeros((B, 0), dtype=torch.bool)
+        Gk = z.new_zeros((B, 0, n))
+    C = torch.cat([Ae, Gk], dim=1)  # (B, m + k, n): the constraint rows kept
+    # active bounds
     up = lo = torch.zeros((B, n), dtype=torch.bool)
-    if has_bounds:
+    if lb is not None or ub is not None:
         inf = torch.tensor(math.inf, dtype=dt)
         lbe = (lb if lb is not None else -inf).expand(*batch, n).reshape(B, n)
         ube = (ub if ub is not None else inf).expand(*batch, n).reshape(B, n)
         fixed = lbe == ube
         up = ((nuf > (ube - zf).clamp(min=0)) | (fixed & (nuf >= 0))) & okc
         lo = ((-nuf > (zf - lbe).clamp(min=0)) | (fixed & (nuf < 0))) & okc
-        act_b = (up | lo).to(dt)
-        o = n + m + p
-        E = torch.diag_embed(act_b)
-        K[:, o:, :n] = E
-        K[:, :n, o:] = E
-        K[:, o:, o:] = torch.diag_embed(act_b - 1)
-    # failed elements: an identity system with a zero right-hand side
-    K = torch.where(ok[:, None, None], K, torch.eye(N, dtype=dt))
-    parts = [gz.reshape(B, n), glam.reshape(B, m), gmu.reshape(B, p) * act_g]
-    if has_bounds:
-        parts.append(gnu.reshape(B, n) * (up | lo))
-    rhs = torch.where(okc, -torch.cat(parts, dim=-1), 0)
+    act_b = up | lo
+    a = act_b.to(dt)
+    free = 1 - a
+    # right-hand sides: r_x = −(g_z, g_λ, g_μ on the kept active rows), r_ν = −g_ν (active)
+    gmu_k = gmu.reshape(B, p).gather(1, rows) * valid if k else gmu.new_zeros((B, 0))
+    rz, rc = -gz.reshape(B, n), -torch.cat([glam.reshape(B, m), gmu_k], dim=1)
+    fz = -gnu.reshape(B, n) * a  # the known d_z of the active coordinates
+    if not all_ok:
+        rz, rc, fz = (torch.where(okc, x, 0) for x in (rz, rc, fz))
+    Cf = C * free.unsqueeze(1)
+    N = n + m + k
+    K = z.new_empty((B, N, N))
+    K[:, :n, :n] = Qs * (free.unsqueeze(-1) * free.unsqueeze(-2)) + torch.diag_embed(a)
+    K[:, n:, :n] = Cf
+    K[:, :n, n:] = Cf.mT
+    K[:, n:, n:] = torch.diag_embed(torch.cat([z.new_zeros((B, m)), valid.to(dt) - 1], dim=1))
+    if not all_ok:  # failed elements: an identity system (zero right-hand side)
+        K = torch.where(ok[:, None, None], K, torch.eye(N, dtype=dt))
+    rhs = torch.cat(
+        [
+            free * (rz - (Qs @ fz.unsqueeze(-1)).squeeze(-1)) + fz,
+            rc - (C @ fz.unsqueeze(-1)).squeeze(-1),
+        ],
+        dim=1,
+    )
     d, linfo = torch.linalg.solve_ex(K, rhs.unsqueeze(-1))
     d = d.squeeze(-1)
     bad = (linfo != 0) | ~torch.isfinite(d).all(-1)
     if bool(bad.any()):  # singular K (degenerate point): the minimum-norm solution
         idx = bad.nonzero().squeeze(-1)
-        Kb = K[idx].to(torch.float64)
-        sol = torch.linalg.lstsq(Kb, rhs[idx].to(torch.float64).unsqueeze(-1), driver="gelsd")
+        sol = torch.linalg.lstsq(
+            K[idx].to(torch.float64), rhs[idx].to(torch.float64).unsqueeze(-1), driver="gelsd"
+        )
         d = d.index_copy(0, idx, sol.solution.squeeze(-1).to(dt))
-    d = torch.where(okc, d, 0)
-    dz, dlam, dmu = d[:, :n], d[:, n : n + m], d[:, n + m : n + m + p] * act_g
-    if has_bounds:
-        dnu = d[:, n + m + p :]
-        dnu_up, dnu_lo = dnu * up, dnu * lo
-    else:
-        dnu_up = dnu_lo = z.new_zeros((B, n))
+    if not all_ok:
+        d = torch.where(okc, d, 0)
+    dz, dc = d[:, :n], d[:, n:]
+    # d_ν of the active coordinates from their stationarity rows
+    Hd = (Qs @ dz.unsqueeze(-1) + C.mT @ dc.unsqueeze(-1)).squeeze(-1)
+    dnu = a * (rz - Hd)
+    dlam = dc[:, :m]
+    dmu = z.new_zeros((B, p))
+    if k:
+        dmu = dmu.scatter(1, rows, dc[:, m:] * valid)
     mu_act = muf * act_g
-    out = (dz, dlam, dmu, dnu_up, dnu_lo, mu_act)
+    out = (dz, dlam, dmu, dnu * up, dnu * lo, mu_act)
     shapes = (n, m, p, n, n, p)
-    return tuple(x.reshape(*batch, k).contiguous() for x, k in zip(out, shapes))  # type: ignore[return-value]
+    return tuple(x.reshape(*batch, s).contiguous() for x, s in zip(out, shapes))  # type: ignore[return-value]
 
 
 _qp_adjoint = torch.library.custom_op("fastkkt::qp_adjoint", mutates_args=(), device_types="cpu")(
