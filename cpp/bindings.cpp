@@ -10,22 +10,37 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "bindings_qp.hpp"
 #include "fastkkt/kkt.hpp"
+#include "fastkkt/threads.hpp"
 
 namespace py = pybind11;
 using fastkkt::index_t;
 
 namespace {
 
+// Whether `d` is T in native byte order. Compared by kind, size and byte order, not by
+// identity: arrays that went through pickle, ctypes or a dtype with metadata hold an equivalent
+// dtype that is another object.
+template <class T>
+bool holds(const py::dtype& d) {
+  const py::dtype want = py::dtype::of<T>();
+  const char bo = d.byteorder();
+  return d.kind() == want.kind() && d.itemsize() == want.itemsize() &&
+         (bo == '=' || bo == '|' || bo == (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? '<' : '>'));
+}
+
 // Element strides of `a`, which must hold `T` in native order at an aligned address.
 template <class T>
 void check_array(const py::array& a, const char* name, bool writeable) {
-  if (!a.dtype().equal(py::dtype::of<T>()))  // equal, not the same object
+  if (!holds<T>(a.dtype()))
     throw py::type_error(std::string(name) + ": expected dtype " +
                          std::string(py::str(py::dtype::of<T>())) + ", got " +
                          std::string(py::str(a.dtype())));
@@ -60,7 +75,10 @@ fastkkt::Strided<T> strided(const py::array& a, const fastkkt::BatchShape& batch
 
 fastkkt::BatchShape batch_of(const py::array& Q) {
   if (Q.ndim() < 2 || Q.ndim() - 2 > fastkkt::kMaxBatchDims)
-    throw std::invalid_argument("Q: wrong number of dimensions");
+    throw std::invalid_argument("Q: " + std::to_string(Q.ndim()) +
+                                " dimensions; expected 2 to 2 + " +
+                                std::to_string(fastkkt::kMaxBatchDims) + " (at most " +
+                                std::to_string(fastkkt::kMaxBatchDims) + " batch dimensions)");
   fastkkt::BatchShape b;
   b.ndim = static_cast<int>(Q.ndim() - 2);
   for (int d = 0; d < b.ndim; ++d) b.shape[d] = Q.shape(d);
@@ -96,20 +114,45 @@ T* out_ptr(py::array& a, const char* name, index_t expected_size) {
   return static_cast<T*>(a.mutable_data());
 }
 
-// Runs f(b0, b1) over [0, B) in chunks of about kChunkFlops floating-point operations per
-// thread with the GIL released, and raises KeyboardInterrupt (or any pending signal's
-// exception) between chunks.
+bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing() != 0;
+#else
+  return _Py_IsFinalizing() != 0;
+#endif
+}
+
+// Takes the GIL back after a chunk. Not from a destructor (as gil_scoped_release would): when
+// the interpreter is finalizing, a daemon thread that asks for the GIL is ended by
+// pthread_exit (Python ≤ 3.13), and the forced unwinding through a noexcept destructor calls
+// std::terminate (SIGABRT at exit). Such a thread is parked instead, as Python 3.14 does with
+// its own threads; the process is exiting. In the remaining window (finalization starting
+// between the check and the call) the unwinding runs through ordinary frames only.
+void reacquire_gil(PyThreadState* state) {
+  if (interpreter_finalizing())
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  PyEval_RestoreThread(state);
+}
+
+// Runs f(b0, b1, nthreads) over [0, B) in chunks of about kChunkFlops floating-point operations
+// per thread with the GIL released, and raises KeyboardInterrupt (or any pending signal's
+// exception) between chunks. `nthreads` is what the caller asked for; f gets what the thread
+// policy allows (fastkkt/threads.hpp: one in a forked child, the caller's OpenMP limit).
 template <class F>
 void run_chunked(index_t B, index_t N, int nthreads, const F& f) {
   constexpr double kChunkFlops = 4e7;
+  const int nt = fastkkt::usable_threads(nthreads);
   const double per_elem = fastkkt::element_flops(N);
-  const index_t chunk =
-      std::max<index_t>(1, static_cast<index_t>(kChunkFlops * std::max(nthreads, 1) / per_elem));
+  const index_t chunk = std::max<index_t>(1, static_cast<index_t>(kChunkFlops * nt / per_elem));
   for (index_t b0 = 0; b0 < B; b0 += chunk) {
-    {
-      py::gil_scoped_release release;
-      f(b0, std::min(B, b0 + chunk));
+    PyThreadState* state = PyEval_SaveThread();
+    try {
+      f(b0, std::min(B, b0 + chunk), nt);
+    } catch (...) {
+      reacquire_gil(state);
+      throw;
     }
+    reacquire_gil(state);
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
   }
 }
@@ -138,8 +181,9 @@ index_t solve_t(const py::array& Q, const py::array& q, const py::array& A, cons
     keep.records = out_ptr<T>(rec_a, "records", B * fastkkt::record_size(P.n + P.m));
     keep.finfo = out_ptr<std::int32_t>(finfo_a, "finfo", B);
   }
-  run_chunked(B, P.n + P.m, nthreads, [&](index_t b0, index_t b1) {
-    fastkkt::solve_batch(P, zp, lp, ip, b0, b1, nthreads, keep);
+  run_chunked(B, P.n + P.m, nthreads, [&](index_t b0, index_t b1, int nt) {
+    fastkkt::solve_batch(P, zp, lp, ip, b0, b1, nt, keep);
+    fastkkt::reject_nonfinite(zp, lp, ip, P.n, P.m, b0, b1);
   });
   return count_failed(ip, B);
 }
@@ -151,8 +195,8 @@ void factorize_t(const py::array& Q, const py::array& A, py::array& records, py:
   const index_t B = P.batch.size(), N = P.n + P.m;
   T* rp = out_ptr<T>(records, "records", B * fastkkt::record_size(N));
   auto* ip = out_ptr<std::int32_t>(info, "info", B);
-  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1) {
-    fastkkt::factorize_batch(P, rp, ip, b0, b1, nthreads);
+  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
+    fastkkt::factorize_batch(P, rp, ip, b0, b1, nt);
   });
 }
 
@@ -178,8 +222,9 @@ void solve_factored_t(const py::array& records, const py::array& finfo, const py
   T* zp = out_ptr<T>(z, "z", B * P.n);
   T* lp = out_ptr<T>(lam, "lam", B * P.m);
   auto* ip = out_ptr<std::int32_t>(info, "info", B);
-  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1) {
-    fastkkt::solve_factored_batch(P, R, I, zp, lp, ip, b0, b1, nthreads);
+  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
+    fastkkt::solve_factored_batch(P, R, I, zp, lp, ip, b0, b1, nt);
+    fastkkt::reject_nonfinite(zp, lp, ip, P.n, P.m, b0, b1);
   });
 }
 
@@ -232,12 +277,12 @@ void backward_t(const py::array& records, const py::array& finfo, const py::arra
   const auto* lp = static_cast<const T*>(lam.data());
   const auto* ip = static_cast<const std::int32_t*>(info.data());
   std::vector<std::int32_t> ainfo(static_cast<size_t>(B));
-  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1) {
-    fastkkt::backward_batch(P, R, I, zp, lp, ip, dzp, gcp, ainfo.data(), qp, ap, b0, b1, nthreads);
+  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
+    fastkkt::backward_batch(P, R, I, zp, lp, ip, dzp, gcp, ainfo.data(), qp, ap, b0, b1, nt);
   });
 }
 
-bool is_float32(const py::array& a) { return a.dtype().equal(py::dtype::of<float>()); }
+bool is_float32(const py::array& a) { return holds<float>(a.dtype()); }
 
 // The highest instruction-set level of CPUs that this process runs on.
 std::string cpu_level() {
@@ -258,6 +303,8 @@ std::string cpu_level() {
 
 PYBIND11_MODULE(FASTKKT_MODULE_NAME, mod) {
   mod.doc() = "fastkkt compiled core (" FASTKKT_VARIANT "); use the fastkkt package instead.";
+  fastkkt::install_thread_policy();
+  mod.def("usable_threads", &fastkkt::usable_threads, py::arg("requested"));
   mod.attr("variant") = FASTKKT_VARIANT;
   mod.def("record_size", [](index_t N) { return fastkkt::record_size(N); }, py::arg("N"));
   mod.def("cpu_level", &cpu_level);

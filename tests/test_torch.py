@@ -8,32 +8,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from torch_reference import F64, SHAPES, reference, shaped, tensors  # noqa: E402
+
 import fastkkt  # noqa: E402
 import fastkkt.torch as ft  # noqa: E402
-from fastkkt.testing import assert_allclose_normwise, random_qp  # noqa: E402
+from fastkkt.testing import assert_allclose_normwise  # noqa: E402
 
-F64 = torch.float64
-
-
-def _tensors(batch, n, m, *, seed=0, dtype=F64, grad=True):
-    """random_qp as tensors (Q, q, A, c), leaves that require grad."""
-    return tuple(
-        torch.tensor(x, dtype=dtype).requires_grad_(grad) for x in random_qp(batch, n, m, seed=seed)
-    )
-
-
-def _reference(Q, q, A, c):
-    """(z, λ) by torch.linalg.solve on K = [[sym(Q), Aᵀ], [A, 0]], b = [−q; c] in float64:
-    an independent answer that autograd differentiates."""
-    Q, q, A, c = (x.to(F64) for x in (Q, q, A, c))
-    n, m = Q.shape[-1], A.shape[-2]
-    batch = torch.broadcast_shapes(Q.shape[:-2], q.shape[:-1], A.shape[:-2], c.shape[:-1])
-    S = ((Q + Q.mT) / 2).expand(*batch, n, n)
-    A = A.expand(*batch, m, n)
-    K = torch.cat([torch.cat([S, A.mT], -1), torch.cat([A, A.new_zeros(*batch, m, m)], -1)], -2)
-    b = torch.cat([-q.expand(*batch, n), c.expand(*batch, m)], -1)
-    x = torch.linalg.solve(K, b)
-    return x[..., :n], x[..., n:]
+_reference, _shaped, _tensors = reference, shaped, tensors
 
 
 def _grads(fn, inputs, wz, wl):
@@ -45,26 +26,6 @@ def _grads(fn, inputs, wz, wl):
 
 def _solve(Q, q, A, c):
     return ft.solve(Q, q, A, c, return_multipliers=True)
-
-
-# shapes (Q, q, A, c) for n = 4, m = 2
-SHAPES = {
-    "single": ((4, 4), (4,), (2, 4), (2,)),
-    "batched": ((3, 4, 4), (3, 4), (3, 2, 4), (3, 2)),
-    "shared_Q_A": ((4, 4), (2, 3, 4), (2, 4), (3, 2)),
-    "broadcast_mixed": ((2, 1, 4, 4), (3, 4), (1, 3, 2, 4), (2, 1, 2)),
-}
-
-
-def _shaped(shapes, seed=0, dtype=F64):
-    """Inputs of the given shapes drawn from random_qp (a batch of 6, sliced/reshaped)."""
-    full = random_qp(6, 4, 2, seed=seed)
-    out = []
-    for x, shape in zip(full, shapes):
-        k = x.ndim - 1  # matrix/vector rank
-        size = int(np.prod(shape[: len(shape) - k], dtype=int))
-        out.append(torch.tensor(x[:size].reshape(shape), dtype=dtype).requires_grad_())
-    return tuple(out)
 
 
 @pytest.mark.parametrize("case", SHAPES)
@@ -228,7 +189,12 @@ def test_opcheck():
     z, lam, info, records, finfo = out
     grads = (torch.ones(3, 4, dtype=F64), torch.ones(3, 2, dtype=F64))
     torch.library.opcheck(
-        torch.ops.fastkkt.kkt_adjoint.default, (records, finfo, *plain[::2], *grads)
+        torch.ops.fastkkt.kkt_solve_factored.default,
+        (records, finfo, plain[0], grads[0], plain[2], grads[1]),
+    )
+    torch.library.opcheck(  # differentiable: the backward of the backward pass
+        torch.ops.fastkkt.kkt_solve_factored.default,
+        (records, finfo, Q, q, A, c),
     )
     for want in ((True, True), (False, True), (True, False)):
         torch.library.opcheck(
@@ -379,3 +345,18 @@ def test_empty_batch_and_unconstrained_shapes():
     ones = torch.ones(2, 3, 1, dtype=F64)
     want = -torch.linalg.solve(Q.detach().mT, ones)[..., 0]
     torch.testing.assert_close(q.grad, want, rtol=1e-10, atol=1e-12)
+
+
+def test_fast_apply_is_the_ordinary_apply(monkeypatch):
+    """fastkkt's autograd.Function.apply (no per-call signature binding) gives exactly what
+    torch.autograd.Function.apply gives, results and gradients."""
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(ft, "_FAST_APPLY", fast)
+        inputs = _shaped(SHAPES["broadcast_mixed"], seed=13)
+        z, lam = _solve(*inputs)
+        assert z.grad_fn is not None
+        grads = torch.autograd.grad(z.square().sum() + lam.sum(), inputs)
+        results.append((z.detach(), lam.detach(), *grads))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from typing import Any
+from typing import Any, Literal, Union, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -52,33 +52,73 @@ _MAX_KKT_ENTRIES = 1 << 40
 _MAX_THREADS = 1 << 16
 
 
-def _default_threads() -> int:
-    env = os.environ.get("FASTKKT_NUM_THREADS", "").strip()
-    if env:
-        try:
-            k = int(env)
-        except ValueError:
-            k = 0
-        if 1 <= k <= _MAX_THREADS:
-            return k
-        warnings.warn(
-            f"FASTKKT_NUM_THREADS={env!r} is not a thread count (1 … {_MAX_THREADS}); "
-            "using every core",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
 
 
+def _env_threads(name: str) -> int | None:
+    """A thread count from environment variable `name` (OMP_NUM_THREADS may list one per
+    nesting level: the first counts), or None when it is unset; a warning when it is no count."""
+    env = os.environ.get(name, "").strip()
+    if not env:
+        return None
+    try:
+        k = int(env.split(",")[0])
+    except ValueError:
+        k = 0
+    if 1 <= k <= _MAX_THREADS:
+        return k
+    warnings.warn(
+        f"{name}={env!r} is not a thread count (1 … {_MAX_THREADS}); ignored",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return None
+
+
+def _default_threads() -> int:
+    for name in ("FASTKKT_NUM_THREADS", "OMP_NUM_THREADS"):
+        k = _env_threads(name)
+        if k is not None:
+            return k
+    return _cores()
+
+
+_CORES = _cores()
 _num_threads = _default_threads()
 _threads_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # libgomp's threads do not survive fork(): the core runs forked children on one thread
+    # (cpp/include/fastkkt/threads.hpp); the setting says so too.
+    global _num_threads, _CORES
+    _num_threads = 1
+    _CORES = _cores()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _call_threads() -> int:
+    """Threads to ask the core for: the setting, at most the cores (the core lowers it further
+    in forked children and under a lower OpenMP limit of the calling thread)."""
+    return min(_num_threads, _CORES)
+
+
 def set_num_threads(k: int) -> None:
-    """Use `k` threads (k ≥ 1) for later calls. Results do not depend on it, bit for bit."""
+    """Use up to `k` threads (k ≥ 1) for later calls. Results do not depend on it, bit for bit.
+
+    Calls never use more threads than the cores this process may run on, whatever `k` (more
+    would only take turns on them). They also follow a lower OpenMP limit of the calling thread
+    (``threadpoolctl.threadpool_limits``, ``torch.set_num_threads``, ``omp_set_num_threads``)
+    and run on one thread in a process forked from this one (where the setting is reset to 1).
+    """
     global _num_threads
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"set_num_threads expects an int, got {type(k).__name__}")
@@ -89,7 +129,8 @@ def set_num_threads(k: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The number of threads calls use: every core, $FASTKKT_NUM_THREADS, or set_num_threads."""
+    """The thread setting: set_num_threads's, else $FASTKKT_NUM_THREADS, else
+    $OMP_NUM_THREADS, else every core (1 in a forked child). Calls use at most the cores."""
     return _num_threads
 
 
@@ -145,9 +186,20 @@ def _check_vec(a: np.ndarray, name: str, what: str, size: int, size_name: str) -
         )
 
 
+# The most batch dimensions the core takes (kMaxBatchDims in cpp/include/fastkkt/kkt.hpp).
+MAX_BATCH_DIMS = 32
+
+
 def _batch_shape(named: dict[str, tuple[np.ndarray, int]]) -> tuple[int, ...]:
     """Broadcast the batch dimensions (all but the last `k`) of the named arrays."""
     batches = {name: a.shape[: a.ndim - k] for name, (a, k) in named.items()}
+    deepest = max((len(b) for b in batches.values()), default=0)
+    if deepest > MAX_BATCH_DIMS:  # (np.broadcast_shapes itself stops at 32 with RuntimeError)
+        desc = ", ".join(f"{name} {_shape_str(a)}" for name, (a, _) in named.items())
+        raise ValueError(
+            f"at most {MAX_BATCH_DIMS} batch dimensions are supported, got {deepest} "
+            f"(shapes: {desc})"
+        )
     try:
         return tuple(np.broadcast_shapes(*batches.values()))
     except ValueError:
@@ -165,17 +217,26 @@ def _physical_memory() -> int:
 _PHYSICAL_MEMORY = _physical_memory()
 
 
-def _check_size(batch: tuple[int, ...], n: int, m: int) -> None:
-    """MemoryError before allocating anything when the results (or one KKT matrix) could not
-    fit in this machine's memory, even where the OS would overcommit."""
+def _check_size(
+    batch: tuple[int, ...], n: int, m: int, itemsize: int = 8, records: bool = False
+) -> None:
+    """MemoryError before allocating anything when the results (z, lam and info; with
+    `records` also the kept factorizations) or one KKT matrix could not fit in this machine's
+    memory, even where the OS would overcommit (and the OOM killer would end the process)."""
     N = n + m
     if N * N > _MAX_KKT_ENTRIES or 8 * N * N > _PHYSICAL_MEMORY:
         raise MemoryError(f"a KKT matrix of size {N}×{N} does not fit in memory")
     b = 1
     for s in batch:
         b *= s
-    if b * max(N, 1) > _MAX_KKT_ENTRIES or 4 * b * (N + 1) > _PHYSICAL_MEMORY:
-        raise MemoryError(f"the results for batch shape {batch} (n + m = {N}) do not fit in memory")
+    need = b * (N * itemsize + 4)
+    if records:
+        need += b * ((N * (N - 1) // 2 + 3 * N + 2) * itemsize + 4)
+    if b * max(N, 1) > _MAX_KKT_ENTRIES or need > _PHYSICAL_MEMORY:
+        raise MemoryError(
+            f"the results for batch shape {batch} (n + m = {N}) need {need / 2**30:.3g} GiB, "
+            f"more than this machine's memory ({_PHYSICAL_MEMORY / 2**30:.3g} GiB)"
+        )
 
 
 def _prepare_qa(Q: ArrayLike, A: ArrayLike) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -215,6 +276,8 @@ def _ready(Q: Any, q: Any, A: Any, c: Any) -> tuple[tuple[int, ...], int, int] |
     shape = Q.shape
     if len(shape) < 2 or A.ndim != len(shape) or q.ndim != len(shape) - 1 or c.ndim != q.ndim:
         return None
+    if len(shape) > MAX_BATCH_DIMS + 2:  # the general path reports it
+        return None
     batch, n, m = shape[:-2], shape[-1], A.shape[-2]
     if shape[-2] != n or A.shape != (*batch, m, n) or q.shape != (*batch, n):
         return None
@@ -252,22 +315,28 @@ def _raise_kkt(info: np.ndarray) -> None:
     bad = np.argwhere(info != SOLVED)
 
     def at(code: int) -> str:
+        if info.ndim == 0:  # one unbatched problem: no index to name
+            return ""
         idx = [tuple(int(i) for i in row) for row in bad if info[tuple(row)] == code]
-        return ", ".join(str(i) for i in idx[:8]) + (", …" if len(idx) > 8 else "")
+        listed = ", ".join(str(i) for i in idx[:8])
+        more = f" and {len(idx) - 8} more" if len(idx) > 8 else ""
+        return f" at batch index {listed}{more}"
 
     parts = []
     if np.any(info == SINGULAR):
         parts.append(
             "singular KKT matrix (A without full row rank, or Q singular on the null space "
-            f"of A) at {at(SINGULAR)}"
+            "of A; or a solution that overflows the dtype, or non-finite input with "
+            f"check_finite=False){at(SINGULAR)}"
         )
     if np.any(info == NOT_MINIMUM):
         parts.append(
-            "not a strict minimum (Q not positive definite on the null space of A) "
-            f"at {at(NOT_MINIMUM)}"
+            "not a strict minimum (Q not positive definite on the null space of A)"
+            f"{at(NOT_MINIMUM)}"
         )
+    what = "the problem failed" if info.ndim == 0 else f"{len(bad)} of {info.size} problems failed"
     msg = (
-        f"{len(bad)} of {max(info.size, 1)} problems failed: "
+        f"{what}: "
         + "; ".join(parts)
         + ". fastkkt.solve_ex returns per-element status instead of raising."
     )
@@ -304,8 +373,11 @@ def solve_ex(
         sym(Q) z + Aᵀ λ = −q and A z = c, over the broadcast batch shape.
     info : ndarray of int32, shape (...)
         0 solved; 1 singular KKT matrix; 2 not a strict minimum (the inertia of the KKT matrix
-        is not (n, m), i.e. Q is not positive definite on the null space of A). Failed
-        elements hold NaN in z and lam; the others are exactly what `solve` returns.
+        is not (n, m), i.e. Q is not positive definite on the null space of A). A solution
+        that is not finite is never solved: from finite input it overflowed the dtype (the
+        KKT matrix is singular in its range), from NaN/Inf input (check_finite=False) it is
+        undefined; either gives 1. Failed elements hold NaN in z and lam; the others are
+        exactly what `solve` returns.
 
     Raises ValueError for shapes that do not match or broadcast and for non-finite input,
     TypeError for complex or non-numeric input.
@@ -313,6 +385,40 @@ def solve_ex(
     return _solve(Q, q, A, c, check_finite)
 
 
+_Floats = NDArray[np.floating[Any]]
+_Solution = Union[_Floats, tuple[_Floats, _Floats]]
+
+
+@overload
+def solve(
+    Q: ArrayLike,
+    q: ArrayLike,
+    A: ArrayLike,
+    c: ArrayLike,
+    *,
+    return_multipliers: Literal[False] = ...,
+    check_finite: bool = ...,
+) -> _Floats: ...
+@overload
+def solve(
+    Q: ArrayLike,
+    q: ArrayLike,
+    A: ArrayLike,
+    c: ArrayLike,
+    *,
+    return_multipliers: Literal[True],
+    check_finite: bool = ...,
+) -> tuple[_Floats, _Floats]: ...
+@overload
+def solve(
+    Q: ArrayLike,
+    q: ArrayLike,
+    A: ArrayLike,
+    c: ArrayLike,
+    *,
+    return_multipliers: bool,
+    check_finite: bool = ...,
+) -> _Solution: ...
 def solve(
     Q: ArrayLike,
     q: ArrayLike,
@@ -321,7 +427,7 @@ def solve(
     *,
     return_multipliers: bool = False,
     check_finite: bool = True,
-) -> Any:
+) -> _Solution:
     """Solve ``minimize ½zᵀQz + qᵀz subject to Az = c`` for a batch of problems.
 
     Solves the KKT system ``[[sym(Q), Aᵀ], [A, 0]] [z; λ] = [−q; c]`` of every batch element
@@ -370,16 +476,14 @@ def _solve_keep(
         Qn, qn, An, cn = Q, q, A, c  # type: ignore[assignment]
         batch, n, m = fast
         dtype = Qn.dtype
-        # z, lam and info are no larger than q and c, which exist: only the per-thread
-        # N×N workspace can fail to fit, and only for large N
-        if n + m > 2048:
-            _check_size(batch, n, m)
+        # q and c may be broadcast views (np.broadcast_to) far smaller than the results
+        _check_size(batch, n, m, dtype.itemsize, keep)
     else:
         Qa, Aa, n, m = _prepare_qa(Q, A)
         qa, ca = _prepare_qc(q, c, n, m)
         dtype = _compute_dtype(Qa, qa, Aa, ca)
         batch = _batch_shape({"Q": (Qa, 2), "q": (qa, 1), "A": (Aa, 2), "c": (ca, 1)})
-        _check_size(batch, n, m)
+        _check_size(batch, n, m, dtype.itemsize)
         Qn, An = _native(Qa, dtype), _native(Aa, dtype)
         qn, cn = _native(qa, dtype), _native(ca, dtype)
         if keep and _batch_shape({"Q": (Qa, 2), "A": (Aa, 2)}) != batch:
@@ -389,7 +493,7 @@ def _solve_keep(
             return z, lam, info, F, int(np.count_nonzero(info))
         Qn, qn = _broadcast(Qn, batch, 2), _broadcast(qn, batch, 1)
         An, cn = _broadcast(An, batch, 2), _broadcast(cn, batch, 1)
-        _check_size(batch, n, m)
+        _check_size(batch, n, m, dtype.itemsize, keep)
     z = np.empty(batch + (n,), dtype)
     lam = np.empty(batch + (m,), dtype)
     info = np.empty(batch, np.int32)
@@ -397,7 +501,7 @@ def _solve_keep(
     records = np.empty(batch + (int(core.record_size(n + m)),), dtype) if keep else None
     finfo = np.empty(batch, np.int32) if keep else None
     failed = core.solve(
-        Qn, qn, An, cn, z, lam, info, bool(check_finite), _num_threads, records, finfo
+        Qn, qn, An, cn, z, lam, info, bool(check_finite), _call_threads(), records, finfo
     )
     if failed:
         _raise_nonfinite(info)
@@ -432,7 +536,7 @@ class KKTFactorization:
         Qa, Aa, n, m = _prepare_qa(Q, A)
         dtype = _compute_dtype(Qa, Aa)
         batch = _batch_shape({"Q": (Qa, 2), "A": (Aa, 2)})
-        _check_size(batch, n, m)
+        _check_size(batch, n, m, dtype.itemsize, records=True)
         # Own, unbroadcast copies: the factorization is a snapshot of Q and A. (fastkkt.torch
         # passes _copy=False: autograd's version counters already guard its saved inputs.)
         if _copy:
@@ -450,7 +554,7 @@ class KKTFactorization:
             self._records,
             self._info,
             bool(check_finite),
-            _num_threads,
+            _call_threads(),
         )
         _raise_nonfinite(self._info)
 
@@ -501,7 +605,7 @@ class KKTFactorization:
                 _broadcast(self._A, batch, 2),
                 _broadcast(_native(ca, self.dtype), batch, 1),
             )
-        _check_size(batch, self.n, self.m)
+        _check_size(batch, self.n, self.m, self.dtype.itemsize)
         z = np.empty(batch + (self.n,), self.dtype)
         lam = np.empty(batch + (self.m,), self.dtype)
         info = np.empty(batch, np.int32)
@@ -511,11 +615,38 @@ class KKTFactorization:
             lam,
             info,
             bool(check_finite),
-            _num_threads,
+            _call_threads(),
         )
         _raise_nonfinite(info)
         return z, lam, info
 
+    @overload
+    def solve(
+        self,
+        q: ArrayLike,
+        c: ArrayLike,
+        *,
+        return_multipliers: Literal[False] = ...,
+        check_finite: bool = ...,
+    ) -> _Floats: ...
+    @overload
+    def solve(
+        self,
+        q: ArrayLike,
+        c: ArrayLike,
+        *,
+        return_multipliers: Literal[True],
+        check_finite: bool = ...,
+    ) -> tuple[_Floats, _Floats]: ...
+    @overload
+    def solve(
+        self,
+        q: ArrayLike,
+        c: ArrayLike,
+        *,
+        return_multipliers: bool,
+        check_finite: bool = ...,
+    ) -> _Solution: ...
     def solve(
         self,
         q: ArrayLike,
@@ -523,7 +654,7 @@ class KKTFactorization:
         *,
         return_multipliers: bool = False,
         check_finite: bool = True,
-    ) -> Any:
+    ) -> _Solution:
         """Solve with new (q, c): z of shape (..., n), or (z, lam) with `return_multipliers`.
 
         Broadcasts q (..., n) and c (..., m) against the factorization's batch shape. Raises

@@ -8,7 +8,10 @@ import numpy as np
 
 __all__ = ["KKTError", "QPError"]
 
-_REASONS = {1: "singular KKT matrix", 2: "not a strict minimum (wrong inertia)"}
+_REASONS = {
+    1: "singular KKT matrix (or a solution that is not finite)",
+    2: "not a strict minimum (wrong inertia)",
+}
 _MAX_LISTED = 10
 
 
@@ -47,6 +50,8 @@ class KKTError(np.linalg.LinAlgError):
 
 
 def _describe(info: np.ndarray, indices: list) -> str:
+    if info.ndim == 0:  # one unbatched problem: no index to name
+        return f"the KKT system could not be solved: {_REASONS.get(int(info), f'info {int(info)}')}"
     shown = indices[:_MAX_LISTED]
     parts = [f"{idx} {_REASONS.get(int(info[idx]), f'info {int(info[idx])}')}" for idx in shown]
     if len(indices) > len(shown):

@@ -2,23 +2,42 @@
 
 Each batch element solves ``minimize ½zᵀQz + qᵀz subject to Az = c`` through its KKT system
 ``K [z; λ] = [−q; c]`` with ``K = [[sym(Q), Aᵀ], [A, 0]]``, exactly as the NumPy API does
-(same shapes, broadcasting, dtypes and errors). The solve is the registered operator
-``torch.ops.fastkkt.kkt_solve`` (with a fake implementation and an autograd rule, so
-``torch.compile(..., fullgraph=True)`` traces it); its backward pass reuses the forward
-factorization for the adjoint solve, ``torch.ops.fastkkt.kkt_adjoint``. CPU tensors only.
+(same shapes, broadcasting, dtypes and errors). CPU tensors only.
+
+Install PyTorch's CPU build before ``pip install "fastkkt[torch]"``: on Linux the plain
+``torch`` requirement resolves to a CUDA build of several GB, which fastkkt does not use::
+
+    pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    pip install "fastkkt[torch]"
+
+Operators (registered with torch.library, each with a fake implementation, so that
+``torch.compile(..., fullgraph=True)`` traces them):
+
+- ``fastkkt::kkt_solve``: x = [z; λ] = K⁻¹ [−q; c], optionally keeping the factorization of K;
+- ``fastkkt::kkt_solve_factored``: the same solve with a kept factorization — the adjoint
+  solve of the backward pass (d = −K⁻¹ g) and the tangent solve of forward mode;
+- ``fastkkt::kkt_backward``: the whole first-order backward pass in one core call.
+
+Both solves share one differentiation rule (`_backward`): the backward pass is one more
+solve with the same K plus outer products, written with the differentiable solve and torch
+operations, so it can be differentiated again (second derivatives, ``create_graph=True``,
+``torch.autograd.functional.hessian``); without create_graph the fused ``kkt_backward``
+computes the same formulas faster.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any, Literal, Union, overload
 
 import numpy as np
 import torch
+from torch.autograd import forward_ad as fwAD
 
 from fastkkt import _api
 from fastkkt._dispatch import core
+from fastkkt._validate import compute_itemsize, real_dtype_error
 
 __all__ = ["solve", "solve_ex"]
 
@@ -63,7 +82,7 @@ def _kkt_solve_impl(
     otherwise those two are empty.
     """
     Qn, qn, An, cn = _np(Q), _np(q), _np(A), _np(c)
-    batch, batch_qa, n, m = _shapes(Q, q, A, c)
+    batch, batch_qa, n, m = _shapes(Q.shape, q.shape, A.shape, c.shape)
     if keep and math.prod(batch) > 0:
         z, lam, info, F, _ = _api._solve_keep(Qn, qn, An, cn, check_finite, keep=True)
         assert F is not None
@@ -89,7 +108,7 @@ _kkt_solve = torch.library.custom_op("fastkkt::kkt_solve", mutates_args=(), devi
 
 @_kkt_solve.register_fake
 def _kkt_solve_fake(Q, q, A, c, check_finite, check_errors, keep):  # type: ignore[no-untyped-def]
-    batch, batch_qa, n, m = _shapes(Q, q, A, c)
+    batch, batch_qa, n, m = _shapes(Q.shape, q.shape, A.shape, c.shape)
     z, lam = Q.new_empty((*batch, n)), Q.new_empty((*batch, m))
     info = Q.new_empty(batch, dtype=torch.int32)
     if keep:
@@ -99,14 +118,15 @@ def _kkt_solve_fake(Q, q, A, c, check_finite, check_errors, keep):  # type: igno
     return (z, lam, info, *kept)
 
 
-def _shapes(Q: torch.Tensor, q: torch.Tensor, A: torch.Tensor, c: torch.Tensor) -> tuple:
-    """(batch, batch of (Q, A), n, m), validated by the NumPy API's own checks when the shapes
-    are concrete (on stride-0 dummy arrays: no memory is touched)."""
-    shapes = [tuple(t.shape) for t in (Q, q, A, c)]
-    sQ, sq, sA, sc = shapes
+def _shapes(*shapes: Sequence[Any]) -> tuple:
+    """(batch, batch of (Q, A), n, m) for the shapes of Q, q, A, c, validated by the NumPy
+    API's own checks when the shapes are concrete (on stride-0 dummy arrays: no memory is
+    touched)."""
+    sizes: list[tuple[Any, ...]] = [tuple(s) for s in shapes]
+    sQ, sq, sA, sc = sizes
     if (  # the common case, checked cheaply: one batch shape, consistent n and m
         len(sQ) >= 2
-        and all(isinstance(s, int) for shape in shapes for s in shape)
+        and all(isinstance(s, int) for shape in sizes for s in shape)
         and sQ[-1] == sQ[-2]
         and sA[:-2] == sQ[:-2]
         and sA[-1:] == sq[-1:] == sQ[-1:]
@@ -116,48 +136,51 @@ def _shapes(Q: torch.Tensor, q: torch.Tensor, A: torch.Tensor, c: torch.Tensor) 
         batch, n, m = sQ[:-2], sQ[-1], sA[-2]
         _api._check_size(batch, n, m)
         return batch, batch, n, m
-    if all(isinstance(s, int) for shape in shapes for s in shape):
-        Qd, qd, Ad, cd = (np.broadcast_to(np.zeros((), np.float64), s) for s in shapes)
+    if all(isinstance(s, int) for shape in sizes for s in shape):
+        Qd, qd, Ad, cd = (np.broadcast_to(np.zeros((), np.float64), s) for s in sizes)
         Qd, Ad, n, m = _api._prepare_qa(Qd, Ad)
         qd, cd = _api._prepare_qc(qd, cd, n, m)
         batch = _api._batch_shape({"Q": (Qd, 2), "q": (qd, 1), "A": (Ad, 2), "c": (cd, 1)})
         _api._check_size(batch, n, m)
     else:  # symbolic shapes under torch.compile: the real kernel validates at run time
-        n, m = Q.shape[-1], A.shape[-2]
-        batch = torch.broadcast_shapes(Q.shape[:-2], q.shape[:-1], A.shape[:-2], c.shape[:-1])
-    batch_qa = torch.broadcast_shapes(Q.shape[:-2], A.shape[:-2])
+        n, m = sQ[-1], sA[-2]
+        batch = torch.broadcast_shapes(sQ[:-2], sq[:-1], sA[:-2], sc[:-1])
+    batch_qa = torch.broadcast_shapes(sQ[:-2], sA[:-2])
     return tuple(batch), tuple(batch_qa), n, m
 
 
-def _kkt_adjoint_impl(
+def _kkt_solve_factored_impl(
     records: torch.Tensor,
     finfo: torch.Tensor,
     Q: torch.Tensor,
+    q: torch.Tensor,
     A: torch.Tensor,
-    gz: torch.Tensor,
-    glam: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(d_z, d_λ) = −K⁻¹ [g_z; g_λ] with the kept factorization of K (symmetric, so the
-    adjoint system is K itself): ``F.solve_ex(g_z, −g_λ)`` solves K [d_z; d_λ] = [−g_z; −g_λ].
-    Elements whose factorization failed get zeros, whatever their incoming gradient."""
-    if gz.numel() == 0:  # an empty batch
-        return gz.new_empty(gz.shape), glam.new_empty(glam.shape)
+    c: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z, λ, info) = K⁻¹ [−q; c] with a kept factorization of K = [[sym(Q), Aᵀ], [A, 0]]
+    (`records`, `finfo` from ``kkt_solve(..., keep=True)`` on this Q and A, which the solve
+    uses for iterative refinement): the adjoint solve of the backward pass and the tangent
+    solve of forward mode. Batch dimensions broadcast; elements whose factorization failed
+    get NaN and their ``finfo`` code in info. No finiteness check (gradients may hold NaN)."""
+    if math.prod(torch.broadcast_shapes(records.shape[:-1], q.shape[:-1], c.shape[:-1])) == 0:
+        batch = torch.broadcast_shapes(records.shape[:-1], q.shape[:-1], c.shape[:-1])
+        n, m = Q.shape[-1], A.shape[-2]
+        return q.new_empty((*batch, n)), q.new_empty((*batch, m)), finfo.new_empty(batch)
     F = _api.KKTFactorization._from_arrays(_np(Q), _np(A), _np(records), _np(finfo))
-    dz, dlam, info = F.solve_ex(_np(gz), -_np(glam), check_finite=False)
-    if info.any():
-        dz[info != 0] = 0
-        dlam[info != 0] = 0
-    return torch.from_numpy(dz), torch.from_numpy(dlam)
+    z, lam, info = F.solve_ex(_np(q), _np(c), check_finite=False)
+    return torch.from_numpy(z), torch.from_numpy(lam), torch.from_numpy(info)
 
 
-_kkt_adjoint = torch.library.custom_op("fastkkt::kkt_adjoint", mutates_args=(), device_types="cpu")(
-    _kkt_adjoint_impl
-)
+_kkt_solve_factored = torch.library.custom_op(
+    "fastkkt::kkt_solve_factored", mutates_args=(), device_types="cpu"
+)(_kkt_solve_factored_impl)
 
 
-@_kkt_adjoint.register_fake
-def _kkt_adjoint_fake(records, finfo, Q, A, gz, glam):  # type: ignore[no-untyped-def]
-    return gz.new_empty(gz.shape), glam.new_empty(glam.shape)
+@_kkt_solve_factored.register_fake
+def _kkt_solve_factored_fake(records, finfo, Q, q, A, c):  # type: ignore[no-untyped-def]
+    batch = torch.broadcast_shapes(records.shape[:-1], q.shape[:-1], c.shape[:-1])
+    n, m = Q.shape[-1], A.shape[-2]
+    return q.new_empty((*batch, n)), q.new_empty((*batch, m)), finfo.new_empty(batch)
 
 
 def _kkt_backward_impl(
@@ -222,20 +245,88 @@ def _kkt_backward_fake(records, finfo, Q, A, z, lam, info, gz, glam, want_Q, wan
 
 
 # --------------------------------------------------------------------------------------------
-# the autograd rule
+# routing: which form of an operator a call uses
+
+#: True while a torch.func transform (grad, vmap, jvp, jacrev, …) is active; its tensors are
+#: wrappers without storage, which only autograd.Function.apply (and its vmap rule) unwraps.
+_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: True)
 
 
-def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
-    Q, q, A, c, _, _, keep = inputs
-    z, lam, info, records, finfo = output
-    ctx.keep = keep
+def _traced(probe: torch.Tensor) -> bool:
+    """Whether a tracer records this call (torch.compile / AOT autograd, whose tensors are
+    subclasses such as FakeTensor, or torch.jit.trace): it then calls the registered
+    operators, which the trace records, instead of their Python implementations."""
+    return (
+        torch.compiler.is_compiling() or type(probe) is not torch.Tensor or torch.jit.is_tracing()
+    )
+
+
+def _has_tangent(ts: Sequence[torch.Tensor]) -> bool:
+    """Whether a forward-mode AD tangent (torch.autograd.forward_ad) rides on any of `ts`."""
+    return any(fwAD.unpack_dual(t).tangent is not None for t in ts)
+
+
+def _solve_factored(differentiable: bool, *args: Any) -> tuple:
+    """``fastkkt::kkt_solve_factored``: differentiable (itself differentiable again, for
+    higher derivatives and torch.func), as the traced operator, or the bare implementation."""
+    if _traced(args[2]):
+        return torch.ops.fastkkt.kkt_solve_factored(*args)
+    if differentiable:
+        return _SolveFactored.apply(*args)
+    return _kkt_solve_factored_impl(*args)
+
+
+# --------------------------------------------------------------------------------------------
+# the differentiation rules, shared by kkt_solve and kkt_solve_factored
+#
+# Both compute x = [z; λ] = K⁻¹ b with K = [[sym(Q), Aᵀ], [A, 0]] and b = [−q; c] (one with
+# its own factorization of K, one with a kept one), so they have one rule each way.
+
+
+class _Saved:
+    """Where the differentiable inputs (Q, q, A, c) sit among an operator's arguments."""
+
+    def __init__(self, at: tuple[int, int, int, int], nargs: int) -> None:
+        self.at, self.nargs = at, nargs
+
+
+_SOLVE = _Saved((0, 1, 2, 3), 7)  # kkt_solve(Q, q, A, c, check_finite, check_errors, keep)
+_FACTORED = _Saved((2, 3, 4, 5), 6)  # kkt_solve_factored(records, finfo, Q, q, A, c)
+
+
+def _save(ctx: Any, Q, q, A, c, z, lam, info, records, finfo) -> None:  # type: ignore[no-untyped-def]
     ctx.shapes = tuple(tuple(t.shape) for t in (Q, q, A, c))
-    ctx.mark_non_differentiable(info, records, finfo)
     ctx.set_materialize_grads(False)  # no zero gradients for the outputs the loss ignores
-    ctx.save_for_backward(z, lam, info, records, finfo, Q, A)
+    saved = (z, lam, info, records, finfo, Q, A)
+    ctx.save_for_backward(*saved)
+    ctx.save_for_forward(*saved)
 
 
-def _backward(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: Any) -> tuple:
+def _setup_solve(ctx: Any, inputs: tuple, output: tuple) -> None:
+    Q, q, A, c = inputs[:4]
+    z, lam, info, records, finfo = output
+    ctx.mark_non_differentiable(info, records, finfo)
+    _save(ctx, Q, q, A, c, z, lam, info, records, finfo)
+
+
+def _setup_factored(ctx: Any, inputs: tuple, output: tuple) -> None:
+    records, finfo, Q, q, A, c = inputs
+    z, lam, info = output
+    ctx.mark_non_differentiable(info)
+    _save(ctx, Q, q, A, c, z, lam, info, records, finfo)
+
+
+def _backward_solve(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: Any) -> tuple:
+    return _backward(ctx, _SOLVE, gz, glam)
+
+
+def _backward_factored(
+    ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: Any
+) -> tuple:
+    return _backward(ctx, _FACTORED, gz, glam)
+
+
+def _backward(ctx: Any, where: _Saved, gz: torch.Tensor | None, glam: torch.Tensor | None) -> tuple:
     """Gradients of a loss ℓ(z, λ) with respect to Q, q, A, c.
 
     With x = [z; λ] = K⁻¹ b, b = [−q; c] and K symmetric, ∂ℓ/∂b = K⁻¹ g for g = [g_z; g_λ],
@@ -249,46 +340,59 @@ def _backward(ctx: Any, gz: torch.Tensor | None, glam: torch.Tensor | None, *_: 
 
     Each is summed over the batch dimensions along which its input was broadcast, without
     forming per-element outer products (see `_outer_sum`). Failed elements (info ≠ 0) get
-    d_z = d_λ = 0 from the adjoint solve and z, λ set to zero before any product, so their
-    gradient contributions are exactly zero.
+    d = 0 and z, λ set to zero before any product, so their contributions are exactly zero.
+
+    One rule, two evaluations. When the backward pass itself is differentiated (create_graph,
+    torch.func), d comes from ``kkt_solve_factored`` called differentiably (its backward is
+    this rule again) and the products are torch operations, so autograd differentiates them
+    to any order. Otherwise the first-order fast path computes the same formulas in one
+    fused core call (``kkt_backward``) when every element has its own factorization.
     """
     z, lam, info, records, finfo, Q, A = ctx.saved_tensors
-    need_Q, need_q, need_A, need_c = ctx.needs_input_grad[:4]
+    need_Q, need_q, need_A, need_c = (ctx.needs_input_grad[i] for i in where.at)
+    nones: list[Any] = [None] * where.nargs
     if not any((need_Q, need_q, need_A, need_c)):
-        return (None,) * 7
-    if not ctx.keep:
-        raise RuntimeError(
-            "fastkkt::kkt_solve was called with keep=False, so no factorization was kept for "
-            "the backward pass; call fastkkt.torch.solve / solve_ex instead of the raw op"
-        )
+        return tuple(nones)
     sQ, sq, sA, sc = ctx.shapes
     gz = torch.zeros_like(z) if gz is None else gz
     glam = torch.zeros_like(lam) if glam is None else glam
-    ops = _ops(z)
     batch = tuple(info.shape)
+    kept = records.shape[-1] > 0  # kkt_solve called with keep=False: no factorization
+    differentiable = torch.is_grad_enabled() or _functorch_active()
     own_Q = need_Q and tuple(sQ[:-2]) == batch
     own_A = need_A and tuple(sA[:-2]) == batch
     gQ = gA = None
-    if tuple(records.shape[:-1]) == batch:  # a factorization per element: one fused call
-        dz, gc_full, gQ, gA = ops.kkt_backward(
-            records, finfo, Q, A, z, lam, info, gz, glam, own_Q, own_A
-        )
+    if not differentiable and kept and tuple(records.shape[:-1]) == batch:
+        # a factorization per element: the fused first-order backward, one core call
+        fused = torch.ops.fastkkt.kkt_backward if _traced(z) else _kkt_backward_impl
+        dz, gc_full, gQ, gA = fused(records, finfo, Q, A, z, lam, info, gz, glam, own_Q, own_A)
         gQ, gA = (gQ if own_Q else None), (gA if own_A else None)
         dlam = -gc_full
-    else:  # Q and A shared along some dimensions: d = −K⁻¹g, then sums over the batch
-        dz, dlam = ops.kkt_adjoint(records, finfo, Q, A, gz, glam)  # 0 where failed
+        ok = None
+    else:
+        ok = (info == 0).unsqueeze(-1)
+        if kept:  # d = −K⁻¹g = K⁻¹[−g_z; −g_λ], with the kept factorization
+            dz, dlam, _ = _solve_factored(differentiable, records, finfo, Q, gz, A, -glam)
+        else:  # factor K again (the raw operator called without keep)
+            args = (Q, gz, A, -glam, False, False, differentiable)
+            dz, dlam, _, _, _ = _solve(differentiable, *args)
+        dz, dlam = torch.where(ok, dz, 0), torch.where(ok, dlam, 0)
         gc_full = -dlam
+        own_Q = own_A = False
     # Broadcast inputs: zero z and λ of the failed elements (NaN there), then sum over the batch.
     if (need_Q and not own_Q) or (need_A and not own_A):
-        okv = (info == 0).unsqueeze(-1)
-        z, lam = torch.where(okv, z, 0), torch.where(okv, lam, 0)
+        ok = (info == 0).unsqueeze(-1) if ok is None else ok
+        z, lam = torch.where(ok, z, 0), torch.where(ok, lam, 0)
     if need_Q and not own_Q:
-        gQ = _outer_sum([dz, z], [z, dz], batch, sQ[:-2]).mul_(0.5)
+        gQ = _outer_sum([dz, z], [z, dz], batch, sQ[:-2]) * 0.5
     if need_A and not own_A:
         gA = _outer_sum([dlam, lam], [z, dz], batch, sA[:-2])
     gq = dz.sum_to_size(sq) if need_q else None
     gc = gc_full.sum_to_size(sc) if need_c else None
-    return gQ, gq, gA, gc, None, None, None
+    grads = (gQ, gq, gA, gc)
+    for i, g in zip(where.at, grads):
+        nones[i] = g
+    return tuple(nones)
 
 
 def _outer_sum(
@@ -300,7 +404,8 @@ def _outer_sum(
 
     The batch is permuted to (kept, reduced) and each pair reshaped to (kept, reduced, ·), so
     one matmul [u₁ … u_K]ᵀ [v₁ … v_K] over the concatenated reduced axis does the sum: no
-    (B, p, r) tensor is formed when the input was broadcast.
+    (B, p, r) tensor is formed when the input was broadcast. Torch operations only, so it is
+    differentiable (the backward pass of a backward pass).
     """
     k = len(batch)
     padded = (1,) * (k - len(target)) + tuple(target)
@@ -310,14 +415,162 @@ def _outer_sum(
     R = math.prod(batch[i] for i in reduced)
 
     def arrange(x: torch.Tensor) -> torch.Tensor:  # (*batch, p) -> (K, R, p)
-        return x.permute(*kept, *reduced, k).reshape(K, R, x.shape[-1])
+        return x.expand(*batch, x.shape[-1]).permute(*kept, *reduced, k).reshape(K, R, -1)
 
     U = torch.cat([arrange(u) for u in us], dim=1)
     V = torch.cat([arrange(v) for v in vs], dim=1)
     return (U.transpose(1, 2) @ V).reshape(*target, us[0].shape[-1], vs[0].shape[-1])
 
 
-_kkt_solve.register_autograd(_backward, setup_context=_setup_context)
+def _jvp_solve(ctx: Any, dQ: Any, dq: Any, dA: Any, dc: Any, *_: Any) -> tuple:
+    dz, dlam = _jvp(ctx, dQ, dq, dA, dc)
+    return dz, dlam, None, None, None
+
+
+def _jvp_factored(ctx: Any, _rec: Any, _finfo: Any, dQ: Any, dq: Any, dA: Any, dc: Any) -> tuple:
+    dz, dlam = _jvp(ctx, dQ, dq, dA, dc)
+    return dz, dlam, None
+
+
+def _jvp(ctx: Any, dQ: Any, dq: Any, dA: Any, dc: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward mode: the tangents (dz, dλ) for tangents (dQ, dq, dA, dc) of the inputs (None:
+    zero). Differentiating K x = b with dK x = [sym(dQ) z + dAᵀλ; dA z] gives one more solve
+    with the same K:
+
+        K [dz; dλ] = [−dq − sym(dQ) z − dAᵀλ;  dc − dA z],
+
+    i.e. kkt_solve_factored with q' = dq + sym(dQ) z + dAᵀλ and c' = dc − dA z (called
+    differentiably, so forward-over-reverse and forward-over-forward work too). Failed
+    elements get zero tangents.
+    """
+    z, lam, info, records, finfo, Q, A = ctx.saved_tensors
+    ok = (info == 0).unsqueeze(-1)
+    z, lam = torch.where(ok, z, 0), torch.where(ok, lam, 0)
+    rq, rc = torch.zeros_like(z), torch.zeros_like(lam)
+    if dq is not None:
+        rq = rq + dq
+    if dQ is not None:
+        rq = rq + 0.5 * ((dQ + dQ.mT) @ z.unsqueeze(-1)).squeeze(-1)
+    if dA is not None:
+        rq = rq + (dA.mT @ lam.unsqueeze(-1)).squeeze(-1)
+        rc = rc - (dA @ z.unsqueeze(-1)).squeeze(-1)
+    if dc is not None:
+        rc = rc + dc
+    if records.shape[-1] > 0:
+        dz, dlam, _ = _solve_factored(True, records, finfo, Q, rq, A, rc)
+    else:  # the raw operator called without keep: factor K again
+        dz, dlam, _, _, _ = _solve(True, Q, rq, A, rc, False, False, True)
+    return torch.where(ok, dz, 0), torch.where(ok, dlam, 0)
+
+
+def _to_front(
+    args: Sequence[torch.Tensor], in_dims: Sequence[int | None], ranks: Sequence[int]
+) -> list[torch.Tensor]:
+    """vmap: the vmapped dimension of each operand becomes one more leading batch dimension.
+
+    An operand with a vmapped dimension gets it moved to the front, followed by size-1
+    dimensions up to the most batch dimensions of any operand (so that the vmapped
+    dimensions line up under right-aligned broadcasting); the others broadcast along it as
+    they are. `ranks` are the operands' core ranks (2 for a matrix, 1 for a vector)."""
+    logical = [a.dim() - r - (d is not None) for a, d, r in zip(args, in_dims, ranks)]
+    most = max(logical)
+    out = []
+    for a, d, k in zip(args, in_dims, logical):
+        if d is not None:
+            a = a.movedim(d, 0)[(slice(None),) + (None,) * (most - k)]
+        out.append(a)
+    return out
+
+
+def _logical(t: torch.Tensor, d: int | None) -> tuple:
+    """The shape a vmapped function sees."""
+    shape = tuple(t.shape)
+    return shape if d is None else shape[:d] + shape[d + 1 :]
+
+
+def _vmap_solve(info: Any, in_dims: tuple, *args: Any) -> tuple:
+    """vmap of kkt_solve: one more batch dimension (see `_to_front`), validated first on the
+    shapes the vmapped function sees so that errors name those."""
+    Q, q, A, c, check_finite, check_errors, keep = args
+    _shapes(*(_logical(t, d) for t, d in zip((Q, q, A, c), in_dims)))
+    Q, q, A, c = _to_front((Q, q, A, c), in_dims[:4], (2, 1, 2, 1))
+    out = _solve(True, Q, q, A, c, check_finite, check_errors, keep)
+    qa = 0 if keep and (in_dims[0] is not None or in_dims[2] is not None) else None
+    return tuple(out), (0, 0, 0, qa, qa)
+
+
+def _vmap_factored(info: Any, in_dims: tuple, *args: Any) -> tuple:
+    """vmap of kkt_solve_factored, as `_vmap_solve`."""
+    out = _solve_factored(True, *_to_front(args, in_dims, (1, 0, 2, 1, 2, 1)))
+    return tuple(out), (0, 0, 0)
+
+
+_kkt_solve.register_autograd(_backward_solve, setup_context=_setup_solve)
+_kkt_solve_factored.register_autograd(_backward_factored, setup_context=_setup_factored)
+_kkt_solve.register_vmap(_vmap_solve)
+_kkt_solve_factored.register_vmap(_vmap_factored)
+
+
+# --------------------------------------------------------------------------------------------
+# eager autograd.Functions: the same implementations and rules, without the dispatcher's
+# Python hops (about 0.1 ms a forward + backward); torch.func transforms go through them.
+
+try:  # what torch.autograd.Function.apply calls outside functorch transforms (torch 2.1–2.13)
+    from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead_wrappers
+
+    _FAST_APPLY = hasattr(torch._C, "_are_functorch_transforms_active")
+except ImportError:  # pragma: no cover - a torch that moved them: the ordinary apply
+    _FAST_APPLY = False
+
+
+class _Function(torch.autograd.Function):
+    """An autograd.Function whose apply skips the per-call ``inspect.signature`` binding of
+    default arguments that ``torch.autograd.Function.apply`` does when setup_context is
+    separate (our forwards have no defaults): the rest of what it does outside functorch
+    transforms, else the ordinary apply. Measured in benchmarks/test_bench_torch_apply.py
+    (the group compares both): a tenth of a forward + backward at n + m = 20."""
+
+    @classmethod
+    def apply(cls, *args: Any) -> Any:  # type: ignore[override]
+        if _FAST_APPLY and not _functorch_active():
+            base = super(torch.autograd.Function, cls)
+            return base.apply(*_unwrap_dead_wrappers(args))  # type: ignore[attr-defined]
+        return super().apply(*args)
+
+
+class _Solve(_Function):
+    """``fastkkt::kkt_solve`` for eager calls."""
+
+    @staticmethod
+    def forward(*args: Any) -> tuple:  # type: ignore[override]
+        return _kkt_solve_impl(*args)
+
+    setup_context = staticmethod(_setup_solve)  # type: ignore[assignment]
+    backward = staticmethod(_backward_solve)  # type: ignore[assignment]
+    jvp = staticmethod(_jvp_solve)  # type: ignore[assignment]
+    vmap = staticmethod(_vmap_solve)
+
+
+class _SolveFactored(_Function):
+    """``fastkkt::kkt_solve_factored`` for eager calls."""
+
+    @staticmethod
+    def forward(*args: Any) -> tuple:  # type: ignore[override]
+        return _kkt_solve_factored_impl(*args)
+
+    setup_context = staticmethod(_setup_factored)  # type: ignore[assignment]
+    backward = staticmethod(_backward_factored)  # type: ignore[assignment]
+    jvp = staticmethod(_jvp_factored)  # type: ignore[assignment]
+    vmap = staticmethod(_vmap_factored)
+
+
+def _solve(differentiable: bool, *args: Any) -> tuple:
+    """``fastkkt::kkt_solve``, routed as `_solve_factored` is."""
+    if _traced(args[0]):
+        return torch.ops.fastkkt.kkt_solve(*args)
+    if differentiable:
+        return _Solve.apply(*args)
+    return _kkt_solve_impl(*args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,85 +588,82 @@ def _torchable(x: Any) -> Any:
     return x
 
 
+_FLOAT_DTYPES = (torch.float64, torch.float32)
+
+
+def _tensor(x: Any, name: str) -> torch.Tensor:
+    """A non-tensor input as NumPy sees it (``numpy.asarray``: a list of floats is float64,
+    not torch's default dtype), wrapped without a copy where torch can."""
+    try:
+        a = np.asarray(x)
+    except Exception as exc:  # e.g. ragged nested lists
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+    error = real_dtype_error(name, a.dtype)
+    if error is not None:
+        raise error
+    return torch.from_numpy(_torchable(a))
+
+
+def _check_tensor(t: torch.Tensor, name: str) -> None:
+    """Clear errors for tensors fastkkt.torch cannot solve with, naming the argument."""
+    if t.is_nested:
+        raise TypeError(
+            f"{name} is a nested tensor; fastkkt.torch takes dense tensors with a common n "
+            "and m (pad with torch.nested.to_padded_tensor, or solve each size separately)"
+        )
+    if t.layout != torch.strided:
+        raise TypeError(
+            f"{name} has layout {t.layout}; fastkkt.torch takes dense (strided) tensors: "
+            "convert with .to_dense()"
+        )
+    if t.device.type != "cpu":
+        where = "a meta tensor (shapes without data)" if t.is_meta else f"on device {t.device}"
+        raise NotImplementedError(
+            f"{name} is {where}: fastkkt.torch computes on CPU tensors only; "
+            "pass CPU tensors (.cpu())"
+        )
+    if t.is_complex():
+        raise TypeError(
+            f"{name} has dtype {t.dtype}; fastkkt solves real problems in float32 or float64"
+        )
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype.is_floating_point:
+        return "f"
+    return "b" if dtype == torch.bool else "i"
+
+
 def _prepare(
     args: tuple[TensorLike, ...],
 ) -> tuple[list[torch.Tensor], torch.dtype]:
-    """Tensors of one compute dtype, as the NumPy API chooses it: float32 if every input is a
-    float of at most 32 bits, else float64 (integers become float64). The casts are
-    differentiable, so gradients come back in each input's own dtype."""
+    """Tensors of one compute dtype, as the NumPy API chooses it: NumPy's promotion of the
+    inputs' dtypes, rounded up to float32 or float64 (`fastkkt._validate`: float32 with int8
+    or bool stays float32, integers alone become float64). The casts are differentiable, so
+    gradients come back in each input's own dtype."""
     names = ("Q", "q", "A", "c")
-    ts = [x if isinstance(x, torch.Tensor) else torch.as_tensor(_torchable(x)) for x in args]
+    ts = [x if isinstance(x, torch.Tensor) else _tensor(x, name) for x, name in zip(args, names)]
     for name, t in zip(names, ts):
-        if t.device.type != "cpu":
-            raise NotImplementedError(
-                f"{name} is on device {t.device}: fastkkt.torch supports CPU tensors only "
-                "(CUDA is not supported yet); move the inputs with .cpu()"
-            )
-        if t.is_complex():
-            raise TypeError(
-                f"{name} has dtype {t.dtype}; fastkkt solves real problems in float32 or float64"
-            )
-    small = all(t.is_floating_point() and t.element_size() <= 4 for t in ts)
-    dtype = torch.float32 if small else torch.float64
+        _check_tensor(t, name)
+    dtype = ts[0].dtype
+    if not (dtype in _FLOAT_DTYPES and all(t.dtype == dtype for t in ts)):  # mixed: promote
+        size = compute_itemsize((_kind(t.dtype), t.dtype.itemsize) for t in ts)
+        dtype = torch.float32 if size == 4 else torch.float64
     return [t if t.dtype == dtype else t.to(dtype) for t in ts], dtype
 
 
-try:  # what torch.autograd.Function.apply uses (torch 2.1 – 2.13 at least)
-    from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead_wrappers
-
-    _FAST_APPLY = hasattr(torch._C, "_are_functorch_transforms_active")
-except ImportError:  # pragma: no cover - a torch that moved them: the ordinary apply
-    _FAST_APPLY = False
-
-
-class _Eager(torch.autograd.Function):
-    """The operator ``fastkkt::kkt_solve`` for eager calls, without the dispatcher's Python
-    hops (about 0.1 ms a forward + backward): the same implementation, context and backward.
-    Under torch.compile the registered operators are traced instead."""
-
-    @staticmethod
-    def forward(*args: Any) -> tuple:  # type: ignore[override]
-        return _kkt_solve_impl(*args)
-
-    @classmethod
-    def apply(cls, *args: Any) -> Any:  # type: ignore[override]
-        """torch.autograd.Function.apply without its per-call inspect.signature binding of
-        default arguments (~14 µs; `forward` has none): the rest of what it does outside
-        functorch transforms, else the original."""
-        if _FAST_APPLY and not torch._C._are_functorch_transforms_active():
-            base = super(torch.autograd.Function, cls)
-            return base.apply(*_unwrap_dead_wrappers(args))  # type: ignore[attr-defined]
-        return super().apply(*args)
-
-    setup_context = staticmethod(_setup_context)  # type: ignore[assignment]
-    backward = staticmethod(_backward)  # type: ignore[assignment]
-
-
-class _EagerOps:
-    """The implementations behind the backward pass's operators, called directly (eager)."""
-
-    kkt_adjoint = staticmethod(_kkt_adjoint_impl)
-    kkt_backward = staticmethod(_kkt_backward_impl)
-
-
-def _ops(t: torch.Tensor) -> Any:
-    """The registered operators while anything traces (torch.compile, AOT autograd: their
-    tensors are subclasses such as FakeTensor), their implementations otherwise."""
-    if torch.compiler.is_compiling() or type(t) is not torch.Tensor:
-        return torch.ops.fastkkt
-    return _EagerOps
-
-
 def _call(Q, q, A, c, check_finite: bool, check_errors: bool):  # type: ignore[no-untyped-def]
-    (Qt, qt, At, ct), _ = _prepare((Q, q, A, c))
-    keep = torch.is_grad_enabled() and any(t.requires_grad for t in (Qt, qt, At, ct))
-    args = (Qt, qt, At, ct, bool(check_finite), check_errors, keep)
-    if torch.compiler.is_compiling():
-        out = torch.ops.fastkkt.kkt_solve(*args)
-    elif keep:
-        out = _Eager.apply(*args)
-    else:  # nothing to differentiate: no autograd node (about 10 µs)
-        out = _kkt_solve_impl(*args)
+    ts, _ = _prepare((Q, q, A, c))
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in ts)
+    if torch.compiler.is_compiling():  # traced by dynamo: the registered operator
+        out = torch.ops.fastkkt.kkt_solve(*ts, bool(check_finite), check_errors, grad)
+    elif torch.jit.is_tracing():  # recorded by torch.jit.trace: the registered operator,
+        # keep=False whatever the grad mode (one graph for every call; a backward pass of
+        # the traced function factors K again)
+        out = torch.ops.fastkkt.kkt_solve(*ts, bool(check_finite), check_errors, False)
+    else:  # an autograd node (which keeps the factorization) only if anything differentiates
+        differentiable = grad or _functorch_active() or _has_tangent(ts)
+        out = _solve(differentiable, *ts, bool(check_finite), check_errors, differentiable)
     return out[0], out[1], out[2]
 
 
@@ -425,16 +675,48 @@ def solve_ex(
     Q (..., n, n), q (..., n), A (..., m, n), c (..., m) broadcast over their batch
     dimensions; z (..., n), lam (..., m) and info (...) (int32: 0 solved, 1 singular KKT
     matrix, 2 not a strict minimum) have the broadcast batch shape. Failed elements hold NaN
-    in z and lam and contribute exactly zero to every gradient. Results are float32 when all
-    inputs are float32, else float64; CPU tensors only.
+    in z and lam and contribute exactly zero to every gradient (and tangent). Inputs may be
+    tensors, arrays or lists (as ``numpy.asarray`` sees them); their dtypes promote as NumPy
+    promotes them, computed in float32 when that gives a float of at most 32 bits (float32
+    with float16, int8, uint8, int16 or bool), else in float64. CPU tensors only.
 
     Raises ValueError for shapes that do not match or broadcast (naming the argument) and for
-    NaN or Inf input (if `check_finite`), TypeError for complex input, NotImplementedError
-    for non-CPU tensors.
+    NaN or Inf input (if `check_finite`); TypeError for complex, nested or sparse input;
+    NotImplementedError for meta and non-CPU tensors.
     """
     return _call(Q, q, A, c, check_finite, False)
 
 
+@overload
+def solve(
+    Q: TensorLike,
+    q: TensorLike,
+    A: TensorLike,
+    c: TensorLike,
+    *,
+    return_multipliers: Literal[False] = False,
+    check_finite: bool = True,
+) -> torch.Tensor: ...
+@overload
+def solve(
+    Q: TensorLike,
+    q: TensorLike,
+    A: TensorLike,
+    c: TensorLike,
+    *,
+    return_multipliers: Literal[True],
+    check_finite: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+@overload
+def solve(
+    Q: TensorLike,
+    q: TensorLike,
+    A: TensorLike,
+    c: TensorLike,
+    *,
+    return_multipliers: bool,
+    check_finite: bool = True,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]: ...
 def solve(
     Q: TensorLike,
     q: TensorLike,
@@ -443,12 +725,16 @@ def solve(
     *,
     return_multipliers: bool = False,
     check_finite: bool = True,
-) -> Any:
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Differentiable `fastkkt.solve`: z (..., n), or (z, lam) with `return_multipliers`.
 
     Solves ``minimize ½zᵀQz + qᵀz subject to Az = c`` for every batch element (shapes,
-    broadcasting and dtypes as in `solve_ex`), differentiable with respect to Q, q, A and c;
-    the backward pass is one adjoint solve with the forward factorization.
+    broadcasting and dtypes as in `solve_ex`), differentiable with respect to Q, q, A and c
+    to any order: the backward pass is one adjoint solve with the forward factorization plus
+    outer products, itself differentiable (``create_graph=True``, hessians), and forward
+    mode (``torch.autograd.forward_ad``, ``torch.func.jvp``) is one more solve. Works with
+    ``torch.func`` (grad, vmap, jacrev, jacfwd), ``torch.compile(fullgraph=True)`` and
+    ``torch.jit.trace``.
 
     Raises `fastkkt.KKTError` if any element has a singular KKT matrix or is not a strict
     minimum, plus the errors of `solve_ex`.

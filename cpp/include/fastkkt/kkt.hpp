@@ -543,6 +543,29 @@ void fill_nan(T* z, index_t n, T* lam, index_t m) {
   for (index_t k = 0; k < m; ++k) lam[k] = quiet_nan<T>();
 }
 
+// A solution that is not finite is never "solved": elements [b0, b1) of z (B×n) and lam (B×m)
+// with info 0 and a NaN or ±Inf entry get info kSingular and NaN throughout. From finite input
+// this is an overflow: the solution is not representable in T (K is singular in T's range);
+// from non-finite input (unchecked) the same. x − x is 0 for finite x and NaN otherwise, so one
+// sum per element tells (any order: only whether it is NaN matters).
+template <class T>
+void reject_nonfinite(T* z, T* lam, std::int32_t* info, index_t n, index_t m, index_t b0,
+                      index_t b1) {
+  for (index_t b = b0; b < b1; ++b) {
+    if (info[b] != kSolved) continue;
+    T* zb = z + b * n;
+    T* lb = lam + b * m;
+    T acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (index_t i = 0; i < n; ++i) acc += zb[i] - zb[i];
+#pragma omp simd reduction(+ : acc)
+    for (index_t k = 0; k < m; ++k) acc += lb[k] - lb[k];
+    if (acc == acc) continue;
+    fill_nan(zb, n, lb, m);
+    info[b] = kSingular;
+  }
+}
+
 // The operands of one call, all broadcast to `batch`.
 template <class T>
 struct Problem {
@@ -558,10 +581,18 @@ struct Problem {
 
 // Runs body(i, workspace) for i in [i0, i1) on `nthreads` OpenMP threads. Workspaces are made
 // before the parallel region, so an allocation failure throws here and not inside it.
-// Each thread gets at least kMinFlopsPerThread of work (≈ 50 µs): below that, starting and
-// joining threads costs more than it saves, and on a busy machine a thread that is not
-// scheduled at once costs a whole scheduler tick.
-constexpr double kMinFlopsPerThread = 2e5;
+// Threads only where the work pays for them on a loaded machine too. Each thread gets at least
+// kMinFlopsPerThread of work (by the estimates below, ≈ 1 ms on one core): a call's threads meet
+// at its end, and when another process keeps one of the cores busy, the thread that lands there
+// waits for its turn — a scheduler time slice, milliseconds — so a call of well under a
+// millisecond became 10–30× slower on two threads (B = 256, n = 16, m = 4: 0.45 → 13 ms) and
+// left the OpenMP worker spinning on the caller's core afterwards. One large problem is shared
+// among the threads (factor_natural_blocked, three meetings per tile step) only from
+// kThreadedFactorFrom on: below it, on a busy machine, 1×300×50 took 6.3 → 97 ms on two threads,
+// while on an idle one two threads saved under 10%. Measured on 2 cores, one kept busy by a
+// spinning process (numbers in the commit message).
+constexpr double kMinFlopsPerThread = 4e6;
+constexpr index_t kThreadedFactorFrom = 600;
 
 // Estimated floating-point operations of one factor-and-solve of size N.
 inline double element_flops(index_t N) {
@@ -591,11 +622,10 @@ void parallel_over(index_t i0, index_t i1, int nthreads, index_t N, bool with_re
   ws.reserve(static_cast<size_t>(nt));
   for (int t = 0; t < nt; ++t) {
     ws.emplace_back(N, with_record, interleaved);
-    ws.back().threads = nt == 1 ? std::max(nthreads, 1) : 1;
+    ws.back().threads = nt == 1 && N >= kThreadedFactorFrom ? std::max(nthreads, 1) : 1;
   }
   const index_t chunk = std::max<index_t>(1, count / (static_cast<index_t>(nt) * 16));
-#pragma omp parallel for num_threads(nt) schedule(dynamic, chunk) if (nt > 1)
-  for (index_t i = i0; i < i1; ++i) body(i, ws[static_cast<size_t>(omp_get_thread_num())]);
+  parallel_for(i0, i1, nt, chunk, [&](index_t i, int t) { body(i, ws[static_cast<size_t>(t)]); });
 }
 
 // Whether the batch of P is solved W problems at a time in the interleaved layout: small
@@ -1146,8 +1176,7 @@ void outer_grads(index_t b0, index_t b1, index_t n, index_t m, const T* z, const
       static_cast<index_t>(static_cast<double>(b1 - b0) * per / kMinFlopsPerThread);
   const int nt = static_cast<int>(std::max<index_t>(
       1, std::min<index_t>({static_cast<index_t>(std::max(nthreads, 1)), b1 - b0, by_work})));
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-  for (index_t b = b0; b < b1; ++b) {
+  parallel_for(b0, b1, nt, std::max<index_t>(1, (b1 - b0) / nt), [&](index_t b, int) {
     const bool ok = info[b] == kSolved;
     const T* zb = z + b * n;
     const T* dzb = dz + b * n;
@@ -1164,7 +1193,7 @@ void outer_grads(index_t b0, index_t b1, index_t n, index_t m, const T* z, const
       for (index_t k = 0; k < m; ++k)
         for (index_t j = 0; j < n; ++j) G[k * n + j] = ok ? dlb[k] * zb[j] + lb[k] * dzb[j] : T(0);
     }
-  }
+  });
 }
 
 // The backward pass of fastkkt.torch for elements [b0, b1), in one call: the adjoint solve

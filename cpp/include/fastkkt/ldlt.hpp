@@ -44,6 +44,7 @@
 #include <limits>
 
 #include "fastkkt/interleave.hpp"
+#include "fastkkt/threads.hpp"
 
 namespace fastkkt {
 
@@ -652,42 +653,44 @@ bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm, int nthread
     return K.block(start(i), start(j), size(i), size(j));
   };
   bool failed = false;
-#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
-  for (index_t k = 0; k < nt; ++k) {
-    const bool neg = k >= nq;  // s_k = −1
+  // (a team of one when nthreads = 1: no OpenMP region, see threads.hpp)
+  parallel_region(nthreads, [&] {
+    for (index_t k = 0; k < nt; ++k) {
+      const bool neg = k >= nq;  // s_k = −1
 #pragma omp single
-    {
-      auto Gkk = tile(k, k);
-      if (neg) Gkk.template triangularView<Eigen::Lower>() *= T(-1);
-      Eigen::LLT<Eigen::Ref<Mat>> llt(Gkk);  // in place on the lower triangle
-      failed = llt.info() != Eigen::Success;
-    }  // (barrier: every thread sees `failed` and the finished G_kk)
-    if (failed) break;
+      {
+        auto Gkk = tile(k, k);
+        if (neg) Gkk.template triangularView<Eigen::Lower>() *= T(-1);
+        Eigen::LLT<Eigen::Ref<Mat>> llt(Gkk);  // in place on the lower triangle
+        failed = llt.info() != Eigen::Success;
+      }  // (barrier: every thread sees `failed` and the finished G_kk)
+      if (failed) break;
 #pragma omp for schedule(dynamic, 1)
-    for (index_t i = k + 1; i < nt; ++i) {
-      auto Gik = tile(i, k);
-      solve_lower_transpose_right(F.L + start(k) * N + start(k), N, F.L + start(i) * N + start(k),
-                                  N, size(i), size(k));
-      if (neg) Gik *= T(-1);
-    }
-    // the trailing tiles (i, j), k < j ≤ i < nt, a tile row at a time (longest first): tiles
-    // k+1 … i−1 of row i in one product, so that Eigen packs G_ik once per row rather than once
-    // per tile (3–6% of the whole solve at n + m ≥ 640), and the diagonal tile by rankUpdate
-#pragma omp for schedule(dynamic, 1)
-    for (index_t i = nt - 1; i > k; --i) {
-      if (i > k + 1) {
-        const index_t c0 = start(k + 1), w = start(i) - c0;
-        auto Ci = K.block(start(i), c0, size(i), w);
-        auto Gj = K.block(c0, start(k), w, size(k));
-        if (neg)
-          Ci.noalias() += tile(i, k) * Gj.transpose();
-        else
-          Ci.noalias() -= tile(i, k) * Gj.transpose();
+      for (index_t i = k + 1; i < nt; ++i) {
+        auto Gik = tile(i, k);
+        solve_lower_transpose_right(F.L + start(k) * N + start(k), N, F.L + start(i) * N + start(k),
+                                    N, size(i), size(k));
+        if (neg) Gik *= T(-1);
       }
-      tile(i, i).template selfadjointView<Eigen::Lower>().rankUpdate(tile(i, k),
-                                                                     neg ? T(1) : T(-1));
+      // the trailing tiles (i, j), k < j ≤ i < nt, a tile row at a time (longest first): tiles
+      // k+1 … i−1 of row i in one product, so that Eigen packs G_ik once per row rather than once
+      // per tile (3–6% of the whole solve at n + m ≥ 640), and the diagonal tile by rankUpdate
+#pragma omp for schedule(dynamic, 1)
+      for (index_t i = nt - 1; i > k; --i) {
+        if (i > k + 1) {
+          const index_t c0 = start(k + 1), w = start(i) - c0;
+          auto Ci = K.block(start(i), c0, size(i), w);
+          auto Gj = K.block(c0, start(k), w, size(k));
+          if (neg)
+            Ci.noalias() += tile(i, k) * Gj.transpose();
+          else
+            Ci.noalias() -= tile(i, k) * Gj.transpose();
+        }
+        tile(i, i).template selfadjointView<Eigen::Lower>().rankUpdate(tile(i, k),
+                                                                       neg ? T(1) : T(-1));
+      }
     }
-  }
+  });
   if (failed) return false;
   const T tol = static_cast<T>(N) * eps<T>();
   T growth = 0, cancel = 0;
