@@ -372,6 +372,17 @@ def test_float32_stays_float32_and_mixed_dtypes_promote():
     assert z.dtype == torch.float32
 
 
+def test_empty_batch():
+    Q = torch.eye(3, dtype=F64).expand(0, 3, 3).requires_grad_()
+    h = torch.ones(0, 2, dtype=F64, requires_grad=True)
+    sol = ft.solve_qp_ex(Q, torch.zeros(3, dtype=F64), G=torch.ones(2, 3, dtype=F64), h=h, lb=0.0)
+    assert sol.z.shape == (0, 3)
+    assert sol.mu.shape == (0, 2)
+    assert sol.info.shape == (0,)
+    (sol.z.sum() + sol.mu.sum()).backward()
+    assert h.grad.shape == (0, 2)
+
+
 def test_no_grad_and_detached_inputs():
     P = strict_qp((2,), 4, 0, 2, rows=1, seed=8)
     t = leaves(P)
