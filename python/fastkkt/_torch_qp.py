@@ -79,11 +79,14 @@ _NAMES = ("Q", "q", "A", "c", "G", "h", "lb", "ub")
 _INTS = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
-def _np(t: Tensor | None) -> np.ndarray | None:
-    if t is None:
-        return None
+def _arr(t: Tensor) -> np.ndarray:
+    """A NumPy view of a CPU tensor (shares memory, also for expanded stride-0 tensors)."""
     t = t.detach()
     return (t.resolve_neg() if t.is_neg() else t).numpy()
+
+
+def _np(t: Tensor | None) -> np.ndarray | None:
+    return None if t is None else _arr(t)
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,7 +110,7 @@ def _qp_solve_impl(
     """(z, lam, mu, nu, info, iterations) = ``fastkkt.solve_qp_ex`` on the tensors' data;
     with `check_errors`, QPError for failed elements (as ``fastkkt.solve_qp``)."""
     sol = _qp.solve_qp_ex(
-        _np(Q), _np(q), A=_np(A), c=_np(c), G=_np(G), h=_np(h), lb=_np(lb), ub=_np(ub),
+        _arr(Q), _arr(q), A=_np(A), c=_np(c), G=_np(G), h=_np(h), lb=_np(lb), ub=_np(ub),
         tol=tol, max_iter=max_iter, check_finite=check_finite,
     )  # fmt: skip
     if check_errors and sol.info.any():
@@ -244,10 +247,14 @@ def _qp_adjoint_impl(
         fr, rzc = free.gather(1, cols), rzf.gather(1, cols)
     else:
         Qc, Cc, fr, rzc = Qs, C, free, rzf
-    Cf = Cc * fr.unsqueeze(1)
     N = nf + m + k
     K = z.new_empty((B, N, N))
-    K[:, :nf, :nf] = Qc * (fr.unsqueeze(-1) * fr.unsqueeze(-2)) + torch.diag_embed(1 - fr)
+    if bool(act_b.any()):
+        K[:, :nf, :nf] = Qc * (fr.unsqueeze(-1) * fr.unsqueeze(-2)) + torch.diag_embed(1 - fr)
+        Cf = Cc * fr.unsqueeze(1)
+    else:  # no active bound anywhere: nothing to mask
+        K[:, :nf, :nf] = Qc
+        Cf = Cc
     K[:, nf:, :nf] = Cf
     K[:, :nf, nf:] = Cf.mT
     K[:, nf:, nf:] = torch.diag_embed(torch.cat([z.new_zeros((B, m)), valid.to(dt) - 1], dim=1))
@@ -271,8 +278,11 @@ def _qp_adjoint_impl(
     dz = d[:, :nf] if nf == n else fz.scatter(1, cols, d[:, :nf])
     dc = d[:, nf:]
     # d_ν of the active coordinates from their stationarity rows
-    Hd = (Qs @ dz.unsqueeze(-1) + C.mT @ dc.unsqueeze(-1)).squeeze(-1)
-    dnu = a * (rz - Hd)
+    if bool(act_b.any()):
+        Hd = (Qs @ dz.unsqueeze(-1) + C.mT @ dc.unsqueeze(-1)).squeeze(-1)
+        dnu = a * (rz - Hd)
+    else:
+        dnu = torch.zeros_like(dz)
     dlam = dc[:, :m]
     dmu = z.new_zeros((B, p))
     if k:
@@ -425,7 +435,7 @@ def _prepare(args: dict[str, Any]) -> tuple[list[Tensor | None], torch.dtype]:
         strong.append(t)
     small = all(t.is_floating_point() and t.element_size() <= 4 for t in strong)
     dtype = torch.float32 if small else torch.float64
-    out = []
+    out: list[Tensor | None] = []
     for t in ts.values():
         if t is None or isinstance(t, torch.Tensor):
             out.append(t if t is None or t.dtype == dtype else t.to(dtype))
