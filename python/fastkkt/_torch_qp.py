@@ -49,8 +49,14 @@ decides is what the forward pass returned):
 - a fixed coordinate (lbⱼ = ubⱼ) is always active; its gradient goes to ub when νⱼ ≥ 0 and to lb
   when νⱼ < 0 (the bound that holds z there: it is then exactly ∂zⱼ/∂b on the feasible side).
 - where the active constraints are linearly dependent or Q is singular on their null space
-  (degenerate points, where z or the multipliers are not differentiable), K is singular and
-  the adjoint system is solved in the least-squares sense (minimum norm): finite, deterministic.
+  (degenerate points, where z or the multipliers are not differentiable), K is singular: when
+  its LU factorization meets a zero pivot or gives a non-finite result, the adjoint system is
+  solved in the least-squares sense (minimum norm, LAPACK gelsd): finite and deterministic. (A
+  K singular only up to rounding can still give large finite gradients there.)
+
+The system actually solved is an equivalent smaller one: active bounds eliminated, active rows
+and free coordinates sorted to the front and cut at the batch's largest counts (see
+`_qp_adjoint_impl`), one batched LU (torch.linalg.solve_ex) for the whole batch.
 
 Operators (torch.library, with fake implementations, so ``torch.compile(fullgraph=True)``
 traces them): ``fastkkt::qp_solve`` (the forward, `fastkkt.solve_qp_ex`) and
