@@ -1,0 +1,99 @@
+"""fastkkt.torch.solve_qp on BENCH_QP.md's suite: the forward (under no_grad) and the
+forward + backward (gradients of sum(w·z) with respect to every input the case has), side
+by side per case; the goal is fwd+bwd ≤ 1.3× fwd.
+
+    python -m pytest benchmarks/test_bench_torch_qp.py -p no:cacheprovider --benchmark-enable
+
+Answers are asserted inside: z satisfies the KKT conditions (fastkkt.testing.qp_kkt_residuals
+≤ 1e-6, with the multipliers), and the gradient with respect to q and h in a random direction
+matches central differences of the pure-NumPy fastkkt.reference.solve_qp on the first batch
+element. No peer layer (qpth, QPLayer, cvxpylayers, qpax) is installed here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import fastkkt  # noqa: E402
+import fastkkt.torch as ft  # noqa: E402
+from fastkkt.testing import QP_CASES, qp_case, qp_kkt_residuals  # noqa: E402
+
+NAMES = ("Q", "q", "A", "c", "G", "h", "lb", "ub")
+QUICK_OUT = ("large", "svm")
+
+
+class Case:
+    def __init__(self, name: str) -> None:
+        data = qp_case(name)
+        self.name = name
+        self.w = torch.tensor(data.pop("w"))
+        self.np = {k: v for k, v in data.items() if v is not None}
+        self.t = {k: torch.tensor(v) for k, v in self.np.items()}
+        self._fd: dict[str, float] | None = None
+
+    def forward(self):
+        with torch.no_grad():
+            return ft.solve_qp(self.t["Q"], self.t["q"], **self._rest(self.t))
+
+    def forward_backward(self):
+        ts = {k: v.clone().requires_grad_() for k, v in self.t.items()}
+        z = ft.solve_qp(ts["Q"], ts["q"], **self._rest(ts))
+        (self.w * z).sum().backward()
+        return z.detach(), {k: v.grad for k, v in ts.items()}
+
+    @staticmethod
+    def _rest(d):
+        return {k: v for k, v in d.items() if k not in ("Q", "q")}
+
+    def check_z(self, z) -> None:
+        sol = fastkkt.solve_qp_ex(self.np["Q"], self.np["q"], **self._rest(self.np))
+        np.testing.assert_array_equal(z.numpy(), sol.z)
+        args = {k: self.np.get(k) for k in NAMES[2:]}
+        p, d, g = qp_kkt_residuals(
+            self.np["Q"], self.np["q"], sol.z, sol.lam, sol.mu, sol.nu, **args
+        )
+        assert max(p.max(), d.max(), g.max()) <= 1e-6, (p.max(), d.max(), g.max())
+
+    def check_grads(self, grads) -> None:
+        """⟨∂ℓ/∂(q, h), v⟩ of element 0 vs central differences of fastkkt.reference."""
+        rng = np.random.default_rng(0)
+        keys = [k for k in ("q", "h") if k in self.np]
+        V = {k: rng.standard_normal(self.np[k].shape[1:]) for k in keys}
+        analytic = sum(float((grads[k][0].numpy() * V[k]).sum()) for k in keys)
+        one = {k: v[0] for k, v in self.np.items()}
+        w = self.w[0].numpy()
+        eps = 1e-6
+
+        def loss(sign: float) -> float:
+            d = dict(one)
+            for k in keys:
+                d[k] = one[k] + sign * eps * V[k]
+            z = fastkkt.reference.solve_qp(d["Q"], d["q"], **self._rest(d))
+            return float(w @ z)
+
+        fd = (loss(1.0) - loss(-1.0)) / (2 * eps)
+        assert analytic == pytest.approx(fd, rel=1e-4, abs=1e-5)
+
+
+@pytest.fixture(scope="session", params=list(QP_CASES))
+def qpcase(request: pytest.FixtureRequest) -> Case:
+    quick = request.config.getoption("--quick", False)
+    if quick and request.param in QUICK_OUT:
+        pytest.skip("--quick leaves out the largest cases")
+    return Case(request.param)
+
+
+def test_torch_qp_forward(benchmark, qpcase):
+    benchmark.group = f"torch qp {qpcase.name}"
+    z = benchmark(qpcase.forward)
+    qpcase.check_z(z)
+
+
+def test_torch_qp_forward_backward(benchmark, qpcase):
+    benchmark.group = f"torch qp {qpcase.name}"
+    z, grads = benchmark(qpcase.forward_backward)
+    qpcase.check_z(z)
+    qpcase.check_grads(grads)
