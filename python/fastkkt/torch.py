@@ -39,7 +39,7 @@ from fastkkt import _api
 from fastkkt._dispatch import core
 from fastkkt._validate import compute_itemsize, real_dtype_error
 
-__all__ = ["solve", "solve_ex"]
+__all__ = ["solve", "solve_ex", "solve_qp", "solve_qp_ex"]
 
 if not hasattr(torch.library, "custom_op"):  # added in torch 2.4
     raise ImportError(
