@@ -12,7 +12,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "boundary.hpp"
 #include "fastkkt/qp.hpp"
+#include "fastkkt/threads.hpp"
 
 namespace py = pybind11;
 using fastkkt::index_t;
@@ -21,7 +23,7 @@ namespace {
 
 template <class T>
 void check_dtype(const py::array& a, const char* name) {
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!fastkkt_boundary::holds<T>(a.dtype()))  // equivalent dtypes (pickled, …) too
     throw py::type_error(std::string(name) + ": expected dtype " +
                          std::string(py::str(py::dtype::of<T>())) + ", got " +
                          std::string(py::str(a.dtype())));
@@ -114,12 +116,12 @@ void solve_qp_t(const py::array& Q, const py::array& q, const py::array& A, cons
   const double per = fastkkt::qp::qp_element_flops(P.n, P.m, P.p);
   const index_t chunk =
       std::max<index_t>(1, static_cast<index_t>(4e7 * std::max(nthreads, 1) / per));
+  // the thread policy of every call (threads.hpp): one thread in a forked child, the calling
+  // thread's OpenMP limit, at most the cores; the GIL taken back outside destructors
+  const int nt = fastkkt::usable_threads(nthreads);
   for (index_t b0 = 0; b0 < B; b0 += chunk) {
-    {
-      py::gil_scoped_release release;
-      fastkkt::qp::solve_qp_batch(P, S, O, b0, std::min(B, b0 + chunk), nthreads);
-    }
-    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    const index_t b1 = std::min(B, b0 + chunk);
+    fastkkt_boundary::run_released([&] { fastkkt::qp::solve_qp_batch(P, S, O, b0, b1, nt); });
   }
 }
 

@@ -121,3 +121,22 @@ def test_torch_dataloader_fork_workers():
         """
     )
     assert out.count("(1, 1)") == 4, out
+
+
+def test_fork_child_solves_qps():
+    """solve_qp in a forked child after the parent ran it on two threads (same pool rule)."""
+    out = _run(
+        """
+        from fastkkt.testing import qp_case
+        C = qp_case("mpc")
+        kw = dict(A=C["A"], c=C["c"], lb=C["lb"], ub=C["ub"])
+        z_qp = fastkkt.solve_qp(C["Q"], C["q"], **kw)  # the parent's pool threads now exist
+        pid = os.fork()
+        if pid == 0:
+            same = np.array_equal(fastkkt.solve_qp(C["Q"], C["q"], **kw), z_qp)
+            os._exit(0 if same else 1)
+        _, status = os.waitpid(pid, 0)
+        print("child", os.waitstatus_to_exitcode(status))
+        """
+    )
+    assert "child 0" in out

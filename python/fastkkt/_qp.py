@@ -227,7 +227,7 @@ def solve_qp_ex(
     iterations = np.empty(batch, np.int32)
     core.solve_qp(
         *ops, z, lam, mu, nu, info, iterations, None, float(tol), int(max_iter),
-        _api._num_threads,
+        _api._call_threads(),
     )  # fmt: skip
     return QPSolution(z, lam, mu, nu, info, iterations)
 

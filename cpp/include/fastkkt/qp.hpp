@@ -73,6 +73,7 @@
 
 #include "fastkkt/kkt.hpp"
 #include "fastkkt/qp_quasidefinite.hpp"
+#include "fastkkt/threads.hpp"
 
 namespace fastkkt {
 namespace qp {
@@ -974,9 +975,9 @@ void solve_qp_batch(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutpu
   std::vector<QPWorkspace<T>> ws;
   ws.reserve(static_cast<size_t>(nt));
   for (int t = 0; t < nt; ++t) ws.emplace_back(P.n, P.m, P.p);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
-  for (index_t b = b0; b < b1; ++b)
-    solve_one(P, S, out, b, ws[static_cast<size_t>(omp_get_thread_num())]);
+  // never an OpenMP region on one thread (a forked child's pool threads do not exist)
+  parallel_for(b0, b1, nt, 1,
+               [&](index_t b, int t) { solve_one(P, S, out, b, ws[static_cast<size_t>(t)]); });
 }
 
 }  // namespace qp
