@@ -205,10 +205,17 @@ def solve_qp_ex(
         _check_values({k: v for k, (v, _) in named.items()} | bounds)
 
     def arg(name: str, k: int, default_shape: tuple[int, ...], fill: float) -> np.ndarray:
+        # broadcast only where needed (np.broadcast_to was ~40% of a small call's overhead)
         if name in named:
-            return _broadcast(_native(named[name][0], dtype), batch, k)
+            a = _native(named[name][0], dtype)
+            return a if a.shape[: a.ndim - k] == batch else _broadcast(a, batch, k)
         if name in bounds:  # a scalar bound: one value, broadcast over everything
-            return np.broadcast_to(_native(bounds[name], dtype), batch + (n,))
+            value = _native(bounds[name], dtype)
+            if not batch and n <= 64:
+                return np.full((n,), value, dtype)
+            return np.broadcast_to(value, batch + (n,))
+        if not batch:
+            return np.full(default_shape, fill, dtype)
         return np.broadcast_to(np.full(default_shape, fill, dtype), batch + default_shape)
 
     ops = (
