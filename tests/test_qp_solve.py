@@ -291,6 +291,15 @@ def test_layouts_and_integer_input():
     np.testing.assert_allclose(zi, [-1, 1, -1], atol=1e-10)
 
 
+def test_only_the_symmetric_part_of_q_matters():
+    rng = np.random.default_rng(13)
+    Q, q, kw = random_problem(rng, 9, 2, 12, box=True)
+    K = rng.standard_normal((9, 9))
+    skew = K - K.T  # adds nothing to zᵀQz
+    z = fastkkt.solve_qp(Q + skew, q, **kw)
+    np.testing.assert_allclose(z, fastkkt.solve_qp(Q, q, **kw), rtol=0, atol=1e-12)
+
+
 def test_scalar_bounds_and_infinite_rows():
     rng = np.random.default_rng(4)
     Q, q, kw = random_problem(rng, 6, 0, 4)

@@ -23,8 +23,9 @@
 // their static regularization): when K is nonsingular this converges to K⁻¹b at a rate of
 // about ‖K_reg⁻¹(K_reg − K)‖ ~ max(ρ, δ)·‖K⁻¹‖; when K is singular but the system consistent it
 // converges to one solution; otherwise it stops at the step of smallest residual. ρ is absolute
-// (the caller scales it to Q); δ is taken relative to the largest diagonal entry of XᵀX, so the
-// Schur complement stays well away from losing definiteness whatever the scale of H.
+// (the caller scales it to Q); so is δ, unless XᵀX is numerically singular (dependent rows of
+// C), where δ is taken relative to its largest diagonal entry. (Always relative stalled the
+// refinement when H is singular: XᵀX ~ 1/ρ made δ ~ 1.)
 //
 // Storage: every matrix lives in a buffer sized once for the largest problem of a call (caller-
 // owned, one per thread) and is used through column-major Eigen::Maps of the current sizes, so
@@ -64,7 +65,7 @@ struct QuasiDefinite {
   index_t n1 = 0, k = 0;
   T delta_eff = 0;
   // buffers (capacity) and their current views
-  Vec<T> Hbuf, Lbuf, Ctbuf, Xbuf, Sbuf;
+  Vec<T> Hbuf, Lbuf, Ctbuf, Xbuf, Sbuf, SFbuf;
   Vec<T> u, e1, e2, x0, y0, dx, dy;
 
   void reserve(index_t nmax, index_t kmax) {
@@ -73,6 +74,7 @@ struct QuasiDefinite {
     Ctbuf.resize(std::max<index_t>(nmax * kmax, 1));
     Xbuf.resize(std::max<index_t>(nmax * kmax, 1));
     Sbuf.resize(std::max<index_t>(kmax * kmax, 1));
+    SFbuf.resize(std::max<index_t>(kmax * kmax, 1));
     for (Vec<T>* v : {&u, &e1, &x0, &dx}) v->resize(std::max<index_t>(nmax, 1));
     for (Vec<T>* v : {&e2, &y0, &dy}) v->resize(std::max<index_t>(kmax, 1));
   }
@@ -86,6 +88,7 @@ struct QuasiDefinite {
   MatMap<T> L() { return MatMap<T>(Lbuf.data(), n1, n1); }
   MatMap<T> X() { return MatMap<T>(Xbuf.data(), n1, k); }
   MatMap<T> S() { return MatMap<T>(Sbuf.data(), k, k); }
+  MatMap<T> Sfactor() { return MatMap<T>(SFbuf.data(), k, k); }
 
   // Factor K_reg from H and Ct; false if a Cholesky factorization breaks down (H + ρI not
   // numerically positive definite: H indefinite, or ρ too small for its rounding).
@@ -102,11 +105,18 @@ struct QuasiDefinite {
     if (n1 > 0) L_.template triangularView<Eigen::Lower>().solveInPlace(X_);
     S_.setZero();
     if (n1 > 0) S_.template selfadjointView<Eigen::Lower>().rankUpdate(X_.transpose());
+    // δ absolute first; if S = XᵀX (numerically singular: dependent rows of C) loses
+    // definiteness, δ relative to its largest diagonal entry
     T dmax = 0;
     for (index_t i = 0; i < k; ++i) dmax = std::max(dmax, S_(i, i));
-    delta_eff = delta * std::max(T(1), dmax);
-    S_.diagonal().array() += delta_eff;
-    return Eigen::internal::llt_inplace<T, Eigen::Lower>::blocked(S_) == -1;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      delta_eff = attempt == 0 ? delta : delta * std::max(T(1), dmax);
+      auto Sf = Sfactor();
+      Sf.template triangularView<Eigen::Lower>() = S_.template triangularView<Eigen::Lower>();
+      Sf.diagonal().array() += delta_eff;
+      if (Eigen::internal::llt_inplace<T, Eigen::Lower>::blocked(Sf) == -1) return true;
+    }
+    return false;
   }
 
   // x, y ← K_reg⁻¹ [b₁; b₂] (b and x, y may not alias).
@@ -120,7 +130,7 @@ struct QuasiDefinite {
       auto X_ = X();
       yv.noalias() = X_.transpose() * uu;
       yv -= Eigen::Map<const Vec<T>>(b2, k);
-      auto S_ = S();
+      auto S_ = Sfactor();
       S_.template triangularView<Eigen::Lower>().solveInPlace(yv);
       S_.template triangularView<Eigen::Lower>().transpose().solveInPlace(yv);
       uu.noalias() -= X_ * yv;
