@@ -134,7 +134,7 @@ void register_qp(py::module_& mod) {
          const py::array& G, const py::array& h, const py::array& lb, const py::array& ub,
          py::array z, py::array lam, py::array mu, py::array nu, py::array info,
          py::array iterations, const py::object& active, double tol, int max_iter, int nthreads) {
-        if (Q.dtype().is(py::dtype::of<float>()))
+        if (fastkkt_boundary::holds<float>(Q.dtype()))
           solve_qp_t<float>(Q, q, A, c, G, h, lb, ub, z, lam, mu, nu, info, iterations, active, tol,
                             max_iter, nthreads);
         else

@@ -84,3 +84,17 @@ def test_non_native_byte_order_after_pickle():
     back = [_round_trip(x) for x in P]
     native = [x.astype(np.float64) for x in P]
     np.testing.assert_array_equal(fastkkt.solve(*back), fastkkt.solve(*native))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_solve_qp_takes_unpickled_arrays(dtype):
+    """solve_qp on arrays that went through pickle (an equal dtype, another object): the same
+    bits as on the originals, in the original dtype."""
+    from fastkkt.testing import qp_case
+
+    C = {k: v.astype(dtype) for k, v in qp_case("tiny").items() if v is not None}
+    P = {k: pickle.loads(pickle.dumps(v)) for k, v in C.items()}
+    z = fastkkt.solve_qp(C["Q"], C["q"], G=C["G"], h=C["h"])
+    zp = fastkkt.solve_qp(P["Q"], P["q"], G=P["G"], h=P["h"])
+    assert zp.dtype == dtype
+    np.testing.assert_array_equal(zp, z)

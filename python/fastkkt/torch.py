@@ -751,4 +751,5 @@ def solve(
     z, lam, _ = _call(Q, q, A, c, check_finite, True)
     return (z, lam) if return_multipliers else z
 
+
 from fastkkt._torch_qp import solve_qp, solve_qp_ex  # noqa: E402
