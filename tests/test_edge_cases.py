@@ -300,3 +300,16 @@ def test_nan_with_check_finite_false_is_not_garbage():
     ok = [0, 1, 3]
     np.testing.assert_array_equal(info[ok], 0)
     assert_allclose_normwise(z[ok], reference.solve(Q[ok], q[ok], A[ok], c[ok]), 1e-12)
+
+
+@pytest.mark.parametrize("small", [np.int8, np.uint8, np.int16, np.bool_])
+def test_float32_with_small_integers_stays_float32(small):
+    """Promotion as NumPy's: float32 with int8, uint8, int16 or bool is float32 (it was
+    computed in float64), as in fastkkt.reference and fastkkt.torch."""
+    Q, q, A, c = random_qp(4, 5, 2, seed=3, dtype=np.float32)
+    c_small = np.ones_like(c, dtype=small)
+    z = fastkkt.solve(Q, q, A, c_small)
+    assert z.dtype == np.result_type(Q, c_small) == np.float32
+    assert_allclose_normwise(z, reference.solve(Q, q, A, c_small), 1e-5)
+    F = fastkkt.factorize(Q, A)
+    assert F.solve(q, c_small).dtype == np.float32

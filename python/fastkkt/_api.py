@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from fastkkt._dispatch import core
 from fastkkt._errors import KKTError
+from fastkkt._validate import compute_dtype
 
 __all__ = [
     "KKTFactorization",
@@ -153,11 +154,10 @@ def _as_array(x: ArrayLike, name: str) -> np.ndarray:
 
 
 def _compute_dtype(*arrays: np.ndarray) -> np.dtype:
-    """float32 if every input is float32 (or float16), else float64; integers become float64."""
-    floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
-    if floats and len(floats) == len(arrays) and all(d.itemsize <= 4 for d in floats):
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
+    """NumPy's promotion of the inputs' dtypes rounded up to float32 or float64 (the one rule
+    of fastkkt/_validate.py, shared with fastkkt.torch): float32 with int8 or bool stays
+    float32, integers alone become float64."""
+    return compute_dtype(a.dtype for a in arrays)
 
 
 def _native(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
