@@ -313,3 +313,19 @@ def test_float32_with_small_integers_stays_float32(small):
     assert_allclose_normwise(z, reference.solve(Q, q, A, c_small), 1e-5)
     F = fastkkt.factorize(Q, A)
     assert F.solve(q, c_small).dtype == np.float32
+
+
+def test_float32_factorization_with_float64_right_hand_sides():
+    """F.solve with float64 q, c on a float32 factorization computes in float64, exactly as
+    fastkkt.solve(Q, q, A, c) does (it used to round q and c to float32)."""
+    Q, q, A, c = random_qp(6, 8, 3, seed=21)
+    Q32, A32 = Q.astype(np.float32), A.astype(np.float32)
+    F = fastkkt.factorize(Q32, A32)
+    z, lam = F.solve(q, c, return_multipliers=True)
+    zs, lams = fastkkt.solve(Q32, q, A32, c, return_multipliers=True)
+    assert z.dtype == lam.dtype == np.float64
+    np.testing.assert_array_equal(z, zs)
+    np.testing.assert_array_equal(lam, lams)
+    assert_allclose_normwise(z, reference.solve(Q32, q, A32, c), 1e-12)
+    # float32 right-hand sides still use the float32 factorization
+    assert F.solve(q.astype(np.float32), c.astype(np.float32)).dtype == np.float32

@@ -527,7 +527,9 @@ class KKTFactorization:
     batch_shape : tuple of int
         The broadcast batch shape of Q and A.
     dtype : numpy.dtype
-        float32 or float64; `solve` casts q and c to it.
+        float32 or float64. `solve` computes in NumPy's promotion of it with the dtypes of q
+        and c, as `fastkkt.solve` does: float64 q or c on a float32 factorization are solved
+        with a float64 factorization of the same Q and A (made on first use, then kept).
     info : ndarray of int32, shape batch_shape
         0 factored (a strict minimum), 1 singular, 2 not a strict minimum.
     """
@@ -576,6 +578,16 @@ class KKTFactorization:
     def info(self) -> NDArray[np.int32]:
         return self._info.copy()
 
+    def _float64(self) -> KKTFactorization:
+        """This factorization's Q and A factored in float64 (kept after the first call)."""
+        F = self.__dict__.get("_f64")
+        if F is None:
+            F = KKTFactorization(
+                self._Q.astype(np.float64), self._A.astype(np.float64), check_finite=False
+            )
+            self._f64 = F
+        return F
+
     def __repr__(self) -> str:
         bad = int(np.count_nonzero(self._info))
         return (
@@ -588,6 +600,11 @@ class KKTFactorization:
     ) -> tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]], NDArray[np.int32]]:
         """Like `fastkkt.solve_ex` with this factorization's Q and A: (z, lam, info)."""
         qa, ca = _prepare_qc(q, c, self.n, self.m)
+        if self.dtype != np.float64 and _compute_dtype(qa, ca, self._Q) != self.dtype:
+            # float64 right-hand sides on a float32 factorization: computed in float64, as
+            # fastkkt.solve(Q, q, A, c) is, with a float64 factorization of the same Q and A
+            # (float32 values, so exactly the same matrices), made on first use and kept.
+            return self._float64().solve_ex(qa, ca, check_finite=check_finite)
         fb = self.batch_shape
         if qa.shape[:-1] == ca.shape[:-1] == fb and qa.dtype == ca.dtype == self.dtype:
             batch = fb  # nothing to broadcast (and, if Q and A are full, nothing to convert)
