@@ -279,9 +279,15 @@ def test_local_schedulers_bitwise(scheduler):
         _assert_same(g, w)
 
 
+def _env_importing_this_fastkkt() -> dict[str, str]:
+    """The environment for a child Python that imports the fastkkt under test: the installed
+    one, or an in-place build (scripts/dev_build.sh) found through PYTHONPATH."""
+    return dict(os.environ, PYTHONPATH=str(Path(fastkkt.__file__).resolve().parents[1]))
+
+
 def test_import_fastkkt_does_not_import_dask():
     code = "import sys, fastkkt; assert 'dask' not in sys.modules, sorted(sys.modules)"
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    env = _env_importing_this_fastkkt()
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
 
 
@@ -408,7 +414,7 @@ def test_out_of_core_example(tmp_path):
     """80 MiB of problems through a 40 MiB budget (2.5 MiB chunks): the script checks a sample
     against fastkkt.reference and its own memory; the numbers it prints are checked here."""
     pytest.importorskip("zarr")
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "python"))
+    env = _env_importing_this_fastkkt()
     settings = "--budget-mb 40 --input-factor 2 --n 16 --m 4 --sample 100".split()
     script = str(ROOT / "examples" / "dask_out_of_core.py")
     proc = subprocess.run(
