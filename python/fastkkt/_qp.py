@@ -143,6 +143,27 @@ def solve_qp_ex(
     Raises ValueError for missing partners (A without c, …), shapes that do not match or
     broadcast, and invalid non-finite input; TypeError for complex or non-numeric input.
     """
+    return _solve_qp_ex(Q, q, A, c, G, h, lb, ub, tol, max_iter, check_finite, False)[0]
+
+
+def _solve_qp_ex(
+    Q: ArrayLike,
+    q: ArrayLike,
+    A: ArrayLike | None,
+    c: ArrayLike | None,
+    G: ArrayLike | None,
+    h: ArrayLike | None,
+    lb: ArrayLike | None,
+    ub: ArrayLike | None,
+    tol: float | None,
+    max_iter: int,
+    check_finite: bool,
+    keep: bool,
+) -> tuple[QPSolution, np.ndarray | None, np.ndarray | None]:
+    """(`solve_qp_ex`'s result, active, factor): with `keep`, also what the backward pass of
+    the torch layer needs (cpp/include/fastkkt/qp_adjoint.hpp): the active set of its rule
+    (int8, (..., p + n + 1)) and the kept factorizations ((..., qp_factor_size(n, m, p))),
+    else None, None."""
     _pair(A, c, "A", "c")
     _pair(G, h, "G", "h")
     Qa = _as_array(Q, "Q")
@@ -234,11 +255,13 @@ def solve_qp_ex(
     nu = np.empty(batch + (n,), dtype)
     info = np.empty(batch, np.int32)
     iterations = np.empty(batch, np.int32)
+    active = np.empty(batch + (p + n + 1,), np.int8) if keep else None
+    factor = np.empty(batch + (core.qp_factor_size(n, m, p),), dtype) if keep else None
     core.solve_qp(
-        *ops, z, lam, mu, nu, info, iterations, None, float(tol), int(max_iter),
+        *ops, z, lam, mu, nu, info, iterations, active, factor, float(tol), int(max_iter),
         _api._call_threads(),
     )  # fmt: skip
-    return QPSolution(z, lam, mu, nu, info, iterations)
+    return QPSolution(z, lam, mu, nu, info, iterations), active, factor
 
 
 def solve_qp(
