@@ -1,7 +1,7 @@
 // The Python boundary of the QP solver (fastkkt/qp.hpp): converts the arrays that
 // fastkkt/_qp.py has validated, converted to one float dtype and broadcast to one batch shape
 // into strided views, runs the solver with the GIL released in chunks (checking for
-// KeyboardInterrupt between them), and nothing else. Shape rules and messages for users live in
+// KeyboardInterrupt between them), and exports the status codes. Shape rules and messages for users live in
 // _qp.py; the checks here guard the core against a caller that bypasses it.
 #include "bindings_qp.hpp"
 
@@ -114,11 +114,10 @@ void solve_qp_t(const py::array& Q, const py::array& q, const py::array& A, cons
   S.max_iter = max_iter;
   // chunks of about 4e7 flops per thread, with a signal check between them
   const double per = fastkkt::qp::qp_element_flops(P.n, P.m, P.p);
-  const index_t chunk =
-      std::max<index_t>(1, static_cast<index_t>(4e7 * std::max(nthreads, 1) / per));
   // the thread policy of every call (threads.hpp): one thread in a forked child, the calling
   // thread's OpenMP limit, at most the cores; the GIL taken back outside destructors
   const int nt = fastkkt::usable_threads(nthreads);
+  const index_t chunk = std::max<index_t>(1, static_cast<index_t>(4e7 * nt / per));
   for (index_t b0 = 0; b0 < B; b0 += chunk) {
     const index_t b1 = std::min(B, b0 + chunk);
     fastkkt_boundary::run_released([&] { fastkkt::qp::solve_qp_batch(P, S, O, b0, b1, nt); });
@@ -128,6 +127,13 @@ void solve_qp_t(const py::array& Q, const py::array& q, const py::array& A, cons
 }  // namespace
 
 void register_qp(py::module_& mod) {
+  // The per-element status codes of the QP solver, written once here (fastkkt/_status.py).
+  py::dict qp_status;
+  qp_status["solved"] = static_cast<int>(fastkkt::qp::kQPSolved);
+  qp_status["primal_infeasible"] = static_cast<int>(fastkkt::qp::kPrimalInfeasible);
+  qp_status["dual_infeasible"] = static_cast<int>(fastkkt::qp::kDualInfeasible);
+  qp_status["max_iter"] = static_cast<int>(fastkkt::qp::kMaxIter);
+  mod.attr("qp_status") = qp_status;
   mod.def(
       "solve_qp",
       [](const py::array& Q, const py::array& q, const py::array& A, const py::array& c,

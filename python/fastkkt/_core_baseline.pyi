@@ -1,12 +1,17 @@
 """Type stub for the compiled core (cpp/bindings.cpp); the same for every ISA variant.
 
 Arrays must already be validated, converted to one float dtype and broadcast to one batch
-shape by fastkkt._api; outputs are C-contiguous and writeable.
+shape by fastkkt._validate; outputs are C-contiguous and writeable.
 """
 
 import numpy as np
 
 variant: str
+#: Per-element status codes by name (cpp/include/fastkkt/ldlt.hpp, qp.hpp): the factorization
+#: outcomes, the input-check outcomes and the QP solver's outcomes.
+factor_status: dict[str, int]
+input_status: dict[str, int]
+qp_status: dict[str, int]
 
 def record_size(N: int) -> int: ...
 def cpu_level() -> str: ...
