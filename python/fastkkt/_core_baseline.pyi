@@ -85,4 +85,5 @@ def solve_qp(
     tol: float,
     max_iter: int,
     nthreads: int,
-) -> None: ...
+    check_finite: bool = False,
+) -> int: ...

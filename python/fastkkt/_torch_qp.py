@@ -66,33 +66,27 @@ traces them): ``fastkkt::qp_solve`` (the forward, `fastkkt.solve_qp_ex`) and
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any, Union
 
 import numpy as np
 import torch
 
-from fastkkt import _api, _qp
+from fastkkt import _qp
+from fastkkt import _validate as v
 from fastkkt._errors import QPError
 from fastkkt._qp import QPSolution
+from fastkkt._status import QP_SOLVED
+from fastkkt._torch_common import Function, np_view, prepare, traced
 
 __all__ = ["solve_qp", "solve_qp_ex"]
 
 TensorLike = Union[torch.Tensor, np.ndarray, Sequence[Any], float, int]
 Tensor = torch.Tensor
-_NAMES = ("Q", "q", "A", "c", "G", "h", "lb", "ub")
-_INTS = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-
-
-def _arr(t: Tensor) -> np.ndarray:
-    """A NumPy view of a CPU tensor (shares memory, also for expanded stride-0 tensors)."""
-    t = t.detach()
-    return (t.resolve_neg() if t.is_neg() else t).numpy()
 
 
 def _np(t: Tensor | None) -> np.ndarray | None:
-    return None if t is None else _arr(t)
+    return None if t is None else np_view(t)
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,7 +110,7 @@ def _qp_solve_impl(
     """(z, lam, mu, nu, info, iterations) = ``fastkkt.solve_qp_ex`` on the tensors' data;
     with `check_errors`, QPError for failed elements (as ``fastkkt.solve_qp``)."""
     sol = _qp.solve_qp_ex(
-        _arr(Q), _arr(q), A=_np(A), c=_np(c), G=_np(G), h=_np(h), lb=_np(lb), ub=_np(ub),
+        np_view(Q), np_view(q), A=_np(A), c=_np(c), G=_np(G), h=_np(h), lb=_np(lb), ub=_np(ub),
         tol=tol, max_iter=max_iter, check_finite=check_finite,
     )  # fmt: skip
     if check_errors and sol.info.any():
@@ -192,7 +186,7 @@ def _qp_adjoint_impl(
     batch, n, m, p = tuple(info.shape), z.shape[-1], lam.shape[-1], mu.shape[-1]
     dt = z.dtype
     B = math.prod(batch)
-    ok = (info == 0).reshape(B)
+    ok = (info == QP_SOLVED).reshape(B)
     all_ok = bool(ok.all())
     okc = ok[:, None]
     zf = z.reshape(B, n)
@@ -349,11 +343,11 @@ def _backward(ctx: Any, gz: Any, glam: Any, gmu: Any, gnu: Any, *_: Any) -> tupl
     glam = torch.zeros_like(lam) if glam is None else glam
     gmu = torch.zeros_like(mu) if gmu is None else gmu
     gnu = torch.zeros_like(nu) if gnu is None else gnu
-    op = torch.ops.fastkkt.qp_adjoint if _traced(z) else _qp_adjoint_impl
+    op = torch.ops.fastkkt.qp_adjoint if traced(z) else _qp_adjoint_impl
     dz, dlam, dmu, dnu_up, dnu_lo, mu_act = op(
         Q, A, G, h, lb, ub, z, lam, mu, nu, info, gz, glam, gmu, gnu
     )
-    ok = (info == 0).unsqueeze(-1)
+    ok = (info == QP_SOLVED).unsqueeze(-1)
     zf = torch.where(ok, z, 0)
     sQ, sq, sA, sc, sG, sh, slb, sub = ctx.shapes
     if need[0]:
@@ -379,7 +373,7 @@ def _backward(ctx: Any, gz: Any, glam: Any, gmu: Any, gnu: Any, *_: Any) -> tupl
 _qp_solve.register_autograd(_backward, setup_context=_setup)
 
 
-class _Solve(torch.autograd.Function):
+class _Solve(Function):
     """``fastkkt::qp_solve`` for eager calls (without the dispatcher's Python hops)."""
 
     @staticmethod
@@ -394,79 +388,24 @@ class _Solve(torch.autograd.Function):
     backward = staticmethod(_backward)  # type: ignore[assignment]
 
 
-def _traced(probe: Tensor) -> bool:
-    """Whether a tracer records this call (torch.compile's fake tensors, torch.jit.trace)."""
-    return (
-        torch.compiler.is_compiling() or type(probe) is not torch.Tensor or torch.jit.is_tracing()
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # public functions
-
-
-def _tensor(x: Any, name: str) -> Tensor:
-    """`x` as a tensor; non-tensors through NumPy (a list of Python floats is float64)."""
-    if isinstance(x, torch.Tensor):
-        return x
-    a = _api._as_array(x, name)
-    if any(s < 0 for s in a.strides) or not a.dtype.isnative or not a.flags.writeable:
-        a = np.array(a, dtype=a.dtype.newbyteorder("="))
-    return torch.from_numpy(a)
-
-
-def _prepare(args: dict[str, Any]) -> tuple[list[Tensor | None], torch.dtype]:
-    """Tensors of one compute dtype, chosen as the NumPy API does: float32 if every input
-    (Python scalars for lb/ub excepted: they are weak, as in NumPy) is a float of at most 32
-    bits, else float64. The casts are differentiable, so gradients come back in each input's
-    dtype."""
-    ts: dict[str, Any] = {}
-    strong: list[Tensor] = []
-    for name in _NAMES:
-        x = args[name]
-        if x is None or (isinstance(x, numbers.Real) and not isinstance(x, np.generic)):
-            ts[name] = x  # absent, or a weak Python scalar: made in the compute dtype below
-            continue
-        t = _tensor(x, name)
-        if t.device.type != "cpu":
-            raise NotImplementedError(
-                f"{name} is on device {t.device}: fastkkt.torch supports CPU tensors only "
-                "(CUDA is not supported yet); move the inputs with .cpu()"
-            )
-        if t.is_complex() or not (t.is_floating_point() or t.dtype in _INTS):
-            raise TypeError(
-                f"{name} has dtype {t.dtype}; fastkkt solves real problems in float32 or float64"
-            )
-        ts[name] = t
-        strong.append(t)
-    small = all(t.is_floating_point() and t.element_size() <= 4 for t in strong)
-    dtype = torch.float32 if small else torch.float64
-    out: list[Tensor | None] = []
-    for t in ts.values():
-        if t is None or isinstance(t, torch.Tensor):
-            out.append(t if t is None or t.dtype == dtype else t.to(dtype))
-        else:
-            out.append(torch.tensor(float(t), dtype=dtype))
-    return out, dtype
 
 
 def _call(
     args: dict[str, Any], tol: float | None, max_iter: int, check_finite: bool, check: bool
 ) -> tuple:
-    ts, dtype = _prepare(args)
+    ts, dtype = prepare(args, weak=("lb", "ub"))
     if tol is None:
         tol = _qp.DEFAULT_TOL[np.dtype(np.float32 if dtype == torch.float32 else np.float64)]
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral):
-        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}")
+    v.check_qp_options(tol, max_iter)
     extra = (float(tol), int(max_iter), bool(check_finite), check)
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return torch.ops.fastkkt.qp_solve(*ts, *extra)
     grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ts)
     if grad:
         return _Solve.apply(*ts, *extra)
-    return _qp_solve_impl(*ts, *extra)  # type: ignore[arg-type]
+    return _qp_solve_impl(*ts, *extra)  # type: ignore[arg-type, call-arg]
 
 
 def solve_qp_ex(
