@@ -152,7 +152,7 @@ class KKTFactorization:
     """Factorizations of a batch of KKT matrices ``[[sym(Q), Aᵀ], [A, 0]]``, for many solves.
 
     Made by `factorize`. Holds, per batch element, P K Pᵀ = L D Lᵀ with D block diagonal
-    (1×1 and 2×2 blocks) in N(N−1)/2 + 3N + 2 numbers for N = n + m, plus private copies of
+    (1×1 and 2×2 blocks) in N(N−1)/2 + 3N + 4 numbers for N = n + m, plus private copies of
     Q and A for iterative refinement. ``F.solve(q, c)`` gives exactly what
     ``fastkkt.solve(Q, q, A, c)`` gives for the same (Q, A) and dtype.
 

@@ -6,8 +6,8 @@ Each batch element is the KKT system
     [ sym(Q)  Aᵀ ] [ z ]   [ −q ]
     [ A       0  ] [ λ ] = [  c ],      sym(Q) = (Q + Qᵀ)/2,
 
-solved by an LDLᵀ factorization of K that can be kept (one record of N(N−1)/2 + 3N + 2 numbers
-per element, N = n + m, with its status in `finfo`) for later solves with the same K — the
+solved by an LDLᵀ factorization of K that can be kept (one record of core.record_size(N)
+numbers per element, N = n + m, with its status in `finfo`) for later solves with the same K — the
 adjoint solve of fastkkt.torch's backward pass, and ``KKTFactorization.solve``. Broadcast
 operands reach the core as stride-0 views, never expanded.
 """

@@ -313,7 +313,7 @@ def check_size(
         b *= s
     need = b * (N * itemsize + 4)
     if records:
-        need += b * ((N * (N - 1) // 2 + 3 * N + 2) * itemsize + 4)
+        need += b * ((N * (N - 1) // 2 + 3 * N + 4) * itemsize + 4)
     if b * max(N, 1) > _MAX_KKT_ENTRIES or need > _PHYSICAL_MEMORY:
         raise MemoryError(
             f"the results for batch shape {batch} (n + m = {N}) need {need / 2**30:.3g} GiB, "
