@@ -1,8 +1,8 @@
 // The Python boundary (with boundary.hpp, the only files that include pybind11). It converts
 // NumPy arrays that fastkkt/_api.py has already validated, dtype-converted and broadcast to one
 // batch shape into strided views for the core, releases the GIL around the core in chunks
-// (checking for KeyboardInterrupt between them), and nothing else. Shape rules and error messages for users
-// live in _api.py; the checks here guard the core against a caller that bypasses it.
+// (checking for KeyboardInterrupt between them), and exports the status codes. Shape rules and
+// error messages for users live in fastkkt/_validate.py and _errors.py; the checks here guard the core against a caller that bypasses it.
 //
 // This file is compiled once per instruction-set level (FASTKKT_VARIANT) into a module named
 // FASTKKT_MODULE_NAME; see CMakeLists.txt and fastkkt/_dispatch.py.
@@ -106,13 +106,14 @@ T* out_ptr(py::array& a, const char* name, index_t expected_size) {
 
 // Runs f(b0, b1, nthreads) over [0, B) in chunks of about kChunkFlops floating-point operations
 // per thread with the GIL released, and raises KeyboardInterrupt (or any pending signal's
-// exception) between chunks. `nthreads` is what the caller asked for; f gets what the thread
-// policy allows (fastkkt/threads.hpp: one in a forked child, the caller's OpenMP limit).
+// exception) between chunks. `per_elem` is one element's work in the operation that f runs
+// (fastkkt::element_flops for a factorization, fastkkt::solve_flops for a solve with a stored
+// one). `nthreads` is what the caller asked for; f gets what the thread policy allows
+// (fastkkt/threads.hpp: one in a forked child, the caller's OpenMP limit).
 template <class F>
-void run_chunked(index_t B, index_t N, int nthreads, const F& f) {
+void run_chunked(index_t B, double per_elem, int nthreads, const F& f) {
   constexpr double kChunkFlops = 4e7;
   const int nt = fastkkt::usable_threads(nthreads);
-  const double per_elem = fastkkt::element_flops(N);
   const index_t chunk = std::max<index_t>(1, static_cast<index_t>(kChunkFlops * nt / per_elem));
   for (index_t b0 = 0; b0 < B; b0 += chunk)
     fastkkt_boundary::run_released([&] { f(b0, std::min(B, b0 + chunk), nt); });
@@ -142,7 +143,7 @@ index_t solve_t(const py::array& Q, const py::array& q, const py::array& A, cons
     keep.records = out_ptr<T>(rec_a, "records", B * fastkkt::record_size(P.n + P.m));
     keep.finfo = out_ptr<std::int32_t>(finfo_a, "finfo", B);
   }
-  run_chunked(B, P.n + P.m, nthreads, [&](index_t b0, index_t b1, int nt) {
+  run_chunked(B, fastkkt::element_flops(P.n + P.m), nthreads, [&](index_t b0, index_t b1, int nt) {
     fastkkt::solve_batch(P, zp, lp, ip, b0, b1, nt, keep);
     fastkkt::reject_nonfinite(zp, lp, ip, P.n, P.m, b0, b1);
   });
@@ -156,7 +157,7 @@ void factorize_t(const py::array& Q, const py::array& A, py::array& records, py:
   const index_t B = P.batch.size(), N = P.n + P.m;
   T* rp = out_ptr<T>(records, "records", B * fastkkt::record_size(N));
   auto* ip = out_ptr<std::int32_t>(info, "info", B);
-  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
+  run_chunked(B, fastkkt::element_flops(N), nthreads, [&](index_t b0, index_t b1, int nt) {
     fastkkt::factorize_batch(P, rp, ip, b0, b1, nt);
   });
 }
@@ -183,7 +184,7 @@ void solve_factored_t(const py::array& records, const py::array& finfo, const py
   T* zp = out_ptr<T>(z, "z", B * P.n);
   T* lp = out_ptr<T>(lam, "lam", B * P.m);
   auto* ip = out_ptr<std::int32_t>(info, "info", B);
-  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
+  run_chunked(B, fastkkt::solve_flops(N), nthreads, [&](index_t b0, index_t b1, int nt) {
     fastkkt::solve_factored_batch(P, R, I, zp, lp, ip, b0, b1, nt);
     fastkkt::reject_nonfinite(zp, lp, ip, P.n, P.m, b0, b1);
   });
@@ -238,7 +239,7 @@ void backward_t(const py::array& records, const py::array& finfo, const py::arra
   const auto* lp = static_cast<const T*>(lam.data());
   const auto* ip = static_cast<const std::int32_t*>(info.data());
   std::vector<std::int32_t> ainfo(static_cast<size_t>(B));
-  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
+  run_chunked(B, fastkkt::solve_flops(N), nthreads, [&](index_t b0, index_t b1, int nt) {
     fastkkt::backward_batch(P, R, I, zp, lp, ip, dzp, gcp, ainfo.data(), qp, ap, b0, b1, nt);
   });
 }
@@ -269,6 +270,18 @@ PYBIND11_MODULE(FASTKKT_MODULE_NAME, mod) {
   mod.attr("variant") = FASTKKT_VARIANT;
   mod.def("record_size", [](index_t N) { return fastkkt::record_size(N); }, py::arg("N"));
   mod.def("cpu_level", &cpu_level);
+  // The per-element status codes, written once here (fastkkt/_status.py reads them).
+  py::dict factor_status, input_status;
+  factor_status["solved"] = static_cast<int>(fastkkt::kSolved);
+  factor_status["singular"] = static_cast<int>(fastkkt::kSingular);
+  factor_status["not_minimum"] = static_cast<int>(fastkkt::kNotMinimum);
+  input_status["nonfinite_Q"] = static_cast<int>(fastkkt::kNonFiniteQ);
+  input_status["nonfinite_q"] = static_cast<int>(fastkkt::kNonFiniteq);
+  input_status["nonfinite_A"] = static_cast<int>(fastkkt::kNonFiniteA);
+  input_status["nonfinite_c"] = static_cast<int>(fastkkt::kNonFinitec);
+  input_status["invalid_record"] = static_cast<int>(fastkkt::kInvalidRecord);
+  mod.attr("factor_status") = factor_status;
+  mod.attr("input_status") = input_status;
   register_qp(mod);
   mod.def(
       "solve",

@@ -1,12 +1,17 @@
 """Type stub for the compiled core (cpp/bindings.cpp); the same for every ISA variant.
 
 Arrays must already be validated, converted to one float dtype and broadcast to one batch
-shape by fastkkt._api; outputs are C-contiguous and writeable.
+shape by fastkkt._validate; outputs are C-contiguous and writeable.
 """
 
 import numpy as np
 
 variant: str
+#: Per-element status codes by name (cpp/include/fastkkt/ldlt.hpp, qp.hpp): the factorization
+#: outcomes, the input-check outcomes and the QP solver's outcomes.
+factor_status: dict[str, int]
+input_status: dict[str, int]
+qp_status: dict[str, int]
 
 def record_size(N: int) -> int: ...
 def cpu_level() -> str: ...
@@ -81,7 +86,8 @@ def solve_qp(
     tol: float,
     max_iter: int,
     nthreads: int,
-) -> None: ...
+    check_finite: bool = False,
+) -> int: ...
 def qp_factor_size(n: int, m: int, p: int) -> int: ...
 def qp_adjoint(
     Q: np.ndarray,

@@ -51,33 +51,28 @@ set and factorizations when its `keep` flag is set; the no-grad forward keeps no
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any, Union
 
 import numpy as np
 import torch
 
-from fastkkt import _api, _qp
+from fastkkt import _qp
+from fastkkt import _validate as v
 from fastkkt._errors import QPError
 from fastkkt._qp import QPSolution
+from fastkkt._status import QP_SOLVED
+from fastkkt._threads import call_threads
+from fastkkt._torch_common import Function, np_view, prepare, traced
 
 __all__ = ["solve_qp", "solve_qp_ex"]
 
 TensorLike = Union[torch.Tensor, np.ndarray, Sequence[Any], float, int]
 Tensor = torch.Tensor
-_NAMES = ("Q", "q", "A", "c", "G", "h", "lb", "ub")
-_INTS = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-
-
-def _arr(t: Tensor) -> np.ndarray:
-    """A NumPy view of a CPU tensor (shares memory, also for expanded stride-0 tensors)."""
-    t = t.detach()
-    return (t.resolve_neg() if t.is_neg() else t).numpy()
 
 
 def _np(t: Tensor | None) -> np.ndarray | None:
-    return None if t is None else _arr(t)
+    return None if t is None else np_view(t)
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,7 +106,7 @@ def _qp_solve_impl(
     empty (..., 0) tensors. With `check_errors`, QPError for failed elements (as
     ``fastkkt.solve_qp``)."""
     sol, active, factor = _qp._solve_qp_ex(
-        _arr(Q), _arr(q), _np(A), _np(c), _np(G), _np(h), _np(lb), _np(ub),
+        np_view(Q), np_view(q), _np(A), _np(c), _np(G), _np(h), _np(lb), _np(ub),
         tol, max_iter, check_finite, keep,
     )  # fmt: skip
     if check_errors and sol.info.any():
@@ -197,10 +192,10 @@ def _qp_adjoint_impl(
         else:
             outs.append(None)
     _qp.core.qp_adjoint(
-        _arr(Q), _np(A), _np(G), _arr(z.contiguous()), _arr(lam.contiguous()),
-        _arr(mu.contiguous()), _arr(info.contiguous()), _arr(active.contiguous()),
-        _arr(factor.contiguous()), _np(gz), _np(glam), _np(gmu), _np(gnu),
-        *(_np(o) for o in outs), _api._call_threads(),
+        np_view(Q), _np(A), _np(G), np_view(z.contiguous()), np_view(lam.contiguous()),
+        np_view(mu.contiguous()), np_view(info.contiguous()), np_view(active.contiguous()),
+        np_view(factor.contiguous()), _np(gz), _np(glam), _np(gmu), _np(gnu),
+        *(_np(o) for o in outs), call_threads(),
     )  # fmt: skip
     res = []
     for t, o in zip(inputs, outs):
@@ -242,7 +237,7 @@ def _backward(ctx: Any, gz: Any, glam: Any, gmu: Any, gnu: Any, *_: Any) -> tupl
         return tuple(grads)
     saved = ctx.saved_tensors
     mask = sum(1 << i for i, x in enumerate(need) if x)
-    op = torch.ops.fastkkt.qp_adjoint if _traced(saved[8]) else _qp_adjoint_impl
+    op = torch.ops.fastkkt.qp_adjoint if traced(saved[8]) else _qp_adjoint_impl
     out = op(*saved, gz, glam, gmu, gnu, mask)
     for i in range(8):
         if need[i]:
@@ -253,7 +248,7 @@ def _backward(ctx: Any, gz: Any, glam: Any, gmu: Any, gnu: Any, *_: Any) -> tupl
 _qp_solve.register_autograd(_backward, setup_context=_setup)
 
 
-class _Solve(torch.autograd.Function):
+class _Solve(Function):
     """``fastkkt::qp_solve`` for eager calls (without the dispatcher's Python hops)."""
 
     @staticmethod
@@ -268,72 +263,17 @@ class _Solve(torch.autograd.Function):
     backward = staticmethod(_backward)  # type: ignore[assignment]
 
 
-def _traced(probe: Tensor) -> bool:
-    """Whether a tracer records this call (torch.compile's fake tensors, torch.jit.trace)."""
-    return (
-        torch.compiler.is_compiling() or type(probe) is not torch.Tensor or torch.jit.is_tracing()
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # public functions
-
-
-def _tensor(x: Any, name: str) -> Tensor:
-    """`x` as a tensor; non-tensors through NumPy (a list of Python floats is float64)."""
-    if isinstance(x, torch.Tensor):
-        return x
-    a = _api._as_array(x, name)
-    if any(s < 0 for s in a.strides) or not a.dtype.isnative or not a.flags.writeable:
-        a = np.array(a, dtype=a.dtype.newbyteorder("="))
-    return torch.from_numpy(a)
-
-
-def _prepare(args: dict[str, Any]) -> tuple[list[Tensor | None], torch.dtype]:
-    """Tensors of one compute dtype, chosen as the NumPy API does: float32 if every input
-    (Python scalars for lb/ub excepted: they are weak, as in NumPy) is a float of at most 32
-    bits, else float64. The casts are differentiable, so gradients come back in each input's
-    dtype."""
-    ts: dict[str, Any] = {}
-    strong: list[Tensor] = []
-    for name in _NAMES:
-        x = args[name]
-        if x is None or (isinstance(x, numbers.Real) and not isinstance(x, np.generic)):
-            ts[name] = x  # absent, or a weak Python scalar: made in the compute dtype below
-            continue
-        t = _tensor(x, name)
-        if t.device.type != "cpu":
-            raise NotImplementedError(
-                f"{name} is on device {t.device}: fastkkt.torch supports CPU tensors only "
-                "(CUDA is not supported yet); move the inputs with .cpu()"
-            )
-        if t.is_complex() or not (t.is_floating_point() or t.dtype in _INTS):
-            raise TypeError(
-                f"{name} has dtype {t.dtype}; fastkkt solves real problems in float32 or float64"
-            )
-        ts[name] = t
-        strong.append(t)
-    small = all(t.is_floating_point() and t.element_size() <= 4 for t in strong)
-    dtype = torch.float32 if small else torch.float64
-    out: list[Tensor | None] = []
-    for t in ts.values():
-        if t is None or isinstance(t, torch.Tensor):
-            out.append(t if t is None or t.dtype == dtype else t.to(dtype))
-        else:
-            out.append(torch.tensor(float(t), dtype=dtype))
-    return out, dtype
 
 
 def _call(
     args: dict[str, Any], tol: float | None, max_iter: int, check_finite: bool, check: bool
 ) -> tuple:
-    ts, dtype = _prepare(args)
+    ts, dtype = prepare(args, weak=("lb", "ub"))
     if tol is None:
         tol = _qp.DEFAULT_TOL[np.dtype(np.float32 if dtype == torch.float32 else np.float64)]
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral):
-        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}")
+    v.check_qp_options(tol, max_iter)
     # the factorizations are kept (for the backward pass) only when a gradient may be asked for
     grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ts)
     extra = (float(tol), int(max_iter), bool(check_finite), check, grad)
