@@ -61,7 +61,6 @@ from fastkkt import _qp
 from fastkkt import _validate as v
 from fastkkt._errors import QPError
 from fastkkt._qp import QPSolution
-from fastkkt._status import QP_SOLVED
 from fastkkt._threads import call_threads
 from fastkkt._torch_common import Function, np_view, prepare, traced
 
