@@ -191,9 +191,8 @@ def _qp_adjoint_impl(
         else:
             outs.append(None)
     _qp.core.qp_adjoint(
-        np_view(Q), _np(A), _np(G), np_view(z.contiguous()), np_view(lam.contiguous()),
-        np_view(mu.contiguous()), np_view(info.contiguous()), np_view(active.contiguous()),
-        np_view(factor.contiguous()), _np(gz), _np(glam), _np(gmu), _np(gnu),
+        np_view(Q), _np(A), _np(G), np_view(z), np_view(lam), np_view(mu), np_view(info),
+        np_view(active), np_view(factor), _np(gz), _np(glam), _np(gmu), _np(gnu),
         *(_np(o) for o in outs), call_threads(),
     )  # fmt: skip
     res = []
