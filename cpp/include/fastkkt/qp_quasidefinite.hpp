@@ -83,6 +83,7 @@ struct QuasiDefinite {
   // buffers (capacity) and their current views
   Vec<T> Hbuf, Lbuf, Ctbuf, Xbuf, Sbuf, SFbuf;
   Vec<T> u, e1, e2, x0, y0, dx, dy;
+  Vec<T> Ldinv, Sdinv;  // reciprocal diagonals of the plain-kernel factors
 
   void reserve(index_t nmax, index_t kmax) {
     Hbuf.resize(std::max<index_t>(nmax * nmax, 1));
@@ -91,8 +92,8 @@ struct QuasiDefinite {
     Xbuf.resize(std::max<index_t>(nmax * kmax, 1));
     Sbuf.resize(std::max<index_t>(kmax * kmax, 1));
     SFbuf.resize(std::max<index_t>(kmax * kmax, 1));
-    for (Vec<T>* v : {&u, &e1, &x0, &dx}) v->resize(std::max<index_t>(nmax, 1));
-    for (Vec<T>* v : {&e2, &y0, &dy}) v->resize(std::max<index_t>(kmax, 1));
+    for (Vec<T>* v : {&u, &e1, &x0, &dx, &Ldinv}) v->resize(std::max<index_t>(nmax, 1));
+    for (Vec<T>* v : {&e2, &y0, &dy, &Sdinv}) v->resize(std::max<index_t>(kmax, 1));
   }
   void set_size(index_t n1_, index_t k_) {
     n1 = n1_;
@@ -146,12 +147,12 @@ struct QuasiDefinite {
     for (index_t j = 0; j < n1; ++j)
       for (index_t i = j; i < n1; ++i) Lp[i + j * n1] = Hp[i + j * n1];
     for (index_t j = 0; j < n1; ++j) Lp[j + j * n1] += rho;
-    if (!kern::chol_lower<T>(n1, Lp, n1)) return false;
+    if (!kern::chol_lower<T>(n1, Lp, n1, Ldinv.data())) return false;
     if (k == 0) return true;
     T* Xp = Xbuf.data();
     const T* Cp = Ctbuf.data();
     for (index_t i = 0; i < n1 * k; ++i) Xp[i] = Cp[i];
-    for (index_t c = 0; c < k; ++c) kern::trsv_lower<T>(n1, Lp, n1, Xp + c * n1);
+    for (index_t c = 0; c < k; ++c) kern::trsv_lower<T>(n1, Lp, n1, Ldinv.data(), Xp + c * n1);
     T* Sp = Sbuf.data();
     T dmax = 0;
     for (index_t b = 0; b < k; ++b) {
@@ -164,7 +165,7 @@ struct QuasiDefinite {
       for (index_t b = 0; b < k; ++b)
         for (index_t a = b; a < k; ++a) Fp[a + b * k] = Sp[a + b * k];
       for (index_t b = 0; b < k; ++b) Fp[b + b * k] += delta_eff;
-      if (kern::chol_lower<T>(k, Fp, k)) return true;
+      if (kern::chol_lower<T>(k, Fp, k, Sdinv.data())) return true;
     }
     return false;
   }
@@ -174,16 +175,16 @@ struct QuasiDefinite {
     if (small_solve()) {
       const T* Lp = Lbuf.data();
       for (index_t i = 0; i < n1; ++i) x[i] = b1[i];
-      kern::trsv_lower<T>(n1, Lp, n1, x);
+      kern::trsv_lower<T>(n1, Lp, n1, Ldinv.data(), x);
       if (k > 0) {
         const T* Xp = Xbuf.data();
         for (index_t i = 0; i < k; ++i) y[i] = -b2[i];
         kern::gemv_t<T>(n1, k, Xp, n1, x, y, T(1));
-        kern::trsv_lower<T>(k, SFbuf.data(), k, y);
-        kern::trsv_lower_t<T>(k, SFbuf.data(), k, y);
+        kern::trsv_lower<T>(k, SFbuf.data(), k, Sdinv.data(), y);
+        kern::trsv_lower_t<T>(k, SFbuf.data(), k, Sdinv.data(), y);
         kern::gemv_n<T>(n1, k, Xp, n1, y, x, T(-1));
       }
-      kern::trsv_lower_t<T>(n1, Lp, n1, x);
+      kern::trsv_lower_t<T>(n1, Lp, n1, Ldinv.data(), x);
       return;
     }
     VecMap<T> xv(x, n1), yv(y, k);
