@@ -41,6 +41,7 @@
 #include <utility>
 #include <vector>
 
+#include "fastkkt/equilibrate.hpp"
 #include "fastkkt/interleave.hpp"
 #include "fastkkt/ldlt.hpp"
 
@@ -183,11 +184,13 @@ struct ElementQA {
 
 // The rest of `assemble` and `assemble_wide` once the rows of Q are in K: the rows of A, with
 // their absolute values into the row sums (chk and mx carry on from Q), the zero block, the
-// finiteness check of A, and max|Kᵢⱼ| and ‖K‖∞.
+// finiteness check of A, and max|Kᵢⱼ| and ‖K‖∞; where `blockmax` is not null, max|sym(Q)| (mx on
+// entry) and max|A| into its two entries, for the equilibration (equilibrate.hpp).
 template <class T>
 Status assemble_constraints(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* K,
-                            T* rowsum, T chk, T mx, T& kmax, T& knorm) {
+                            T* rowsum, T chk, T mx, T& kmax, T& knorm, T* blockmax) {
   const index_t N = n + m;
+  T ma = 0;
   for (index_t k = 0; k < m; ++k) {
     T* Kk = K + (n + k) * N;
     const T* Ak = e.A + k * e.As0;
@@ -197,7 +200,7 @@ Status assemble_constraints(const ElementQA<T>& e, index_t n, index_t m, bool ch
       chk += a - a;
       Kk[j] = a;
       const T aa = std::abs(a);
-      mx = std::max(mx, aa);
+      ma = std::max(ma, aa);
       rk += aa;
       rowsum[j] += aa;
     }
@@ -207,7 +210,11 @@ Status assemble_constraints(const ElementQA<T>& e, index_t n, index_t m, bool ch
   if (check_finite && chk != 0) return kNonFiniteA;
   T nrm = 0;
   for (index_t i = 0; i < N; ++i) nrm = std::max(nrm, rowsum[i]);
-  kmax = mx;
+  if (blockmax != nullptr) {
+    blockmax[0] = mx;
+    blockmax[1] = ma;
+  }
+  kmax = std::max(mx, ma);
   knorm = nrm;
   return kSolved;
 }
@@ -226,13 +233,14 @@ constexpr index_t kRowBlock = 8;
 
 template <class T>
 Status assemble_wide(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* K,
-                     T* rowsum, T& kmax, T& knorm);
+                     T* rowsum, T& kmax, T& knorm, T* blockmax = nullptr);
 
 template <class T>
 Status assemble(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* K, T* rowsum,
-                T& kmax, T& knorm) {
+                T& kmax, T& knorm, T* blockmax = nullptr) {
   const index_t N = n + m;
-  if (N >= kBlockedFrom) return assemble_wide(e, n, m, check_finite, K, rowsum, kmax, knorm);
+  if (N >= kBlockedFrom)
+    return assemble_wide(e, n, m, check_finite, K, rowsum, kmax, knorm, blockmax);
   for (index_t i = 0; i < N; ++i) rowsum[i] = 0;
   T mx = 0, chk = 0;
   for (index_t i0 = 0; i0 < n; i0 += kRowBlock) {
@@ -262,7 +270,7 @@ Status assemble(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, 
     }
   }
   if (check_finite && chk != 0) return kNonFiniteQ;  // NaN != 0
-  return assemble_constraints(e, n, m, check_finite, K, rowsum, chk, mx, kmax, knorm);
+  return assemble_constraints(e, n, m, check_finite, K, rowsum, chk, mx, kmax, knorm, blockmax);
 }
 
 // `assemble` for the large systems of the tiled factorization (N ≥ kBlockedFrom), where no
@@ -275,7 +283,7 @@ Status assemble(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, 
 // The rows below the last whole block and the A block go entry by entry / row by row.
 template <class T>
 Status assemble_wide(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* K,
-                     T* rowsum, T& kmax, T& knorm) {
+                     T* rowsum, T& kmax, T& knorm, T* blockmax) {
   constexpr int V = lanes<T>();
   const index_t N = n + m, nfull = n / V * V;
   for (index_t i = 0; i < N; ++i) rowsum[i] = 0;
@@ -373,7 +381,7 @@ Status assemble_wide(const ElementQA<T>& e, index_t n, index_t m, bool check_fin
     mx1 = std::max(mx1, mx[c]);
   }
   if (check_finite && chk1 != 0) return kNonFiniteQ;  // NaN != 0
-  return assemble_constraints(e, n, m, check_finite, K, rowsum, chk1, mx1, kmax, knorm);
+  return assemble_constraints(e, n, m, check_finite, K, rowsum, chk1, mx1, kmax, knorm, blockmax);
 }
 
 template <class T>
@@ -385,14 +393,17 @@ Status factor_element(const ElementQA<T>& e, index_t n, index_t m, bool check_fi
                       Workspace<T>& ws) {
   const index_t N = n + m;
   Factor<T> F = Factor<T>::view(rec, N, ws.sq.data());
-  T kmax = 0, knorm = 0;
-  const Status st = assemble(e, n, m, check_finite, F.L, ws.u.data(), kmax, knorm);
+  T kmax = 0, knorm = 0, blockmax[2];
+  const Status st = assemble(e, n, m, check_finite, F.L, ws.u.data(), kmax, knorm, blockmax);
   if (st != kSolved) return st;
-  if (m > n) return kSingular;  // rank A ≤ n < m
+  if (m > n) return kSingular;                                         // rank A ≤ n < m
+  const Scaling sc = choose_scaling(blockmax[0], blockmax[1], n + m);  // unbalanced units: D K D
+  if (sc.on) equilibrate(F.L, N, n, sc, ws.u.data(), kmax, knorm);
   const bool natural = N >= kBlockedFrom ? factor_natural_blocked(F, n, kmax, knorm, ws.threads)
                                          : factor_natural(F, n, kmax, knorm, ws.u.data());
   if (!natural) return factor_pivoted(e, n, m, rec, ws);
   pack_factor(F.L, N, rec);
+  if (sc.on) mark_scaled(rec, N, sc);
   return kSolved;
 }
 
@@ -481,7 +492,8 @@ acc_t<T> kkt_residual(const ElementQA<T>& e, index_t n, index_t m, const T* b, c
 }
 
 // Solves for x = [z; λ] with the factorization `rec` of element e and the right-hand side
-// (−q, c). Returns kSolved or a kNonFinite code for q / c.
+// (−q, c). Returns kSolved or a kNonFinite code for q / c. A factorization of D K D
+// (equilibrate.hpp) solves x = D (DKD)⁻¹ D b and refines with the scaled residual and norms.
 template <class T>
 Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, const T* q,
                      index_t qs, const T* c, index_t cs, bool check_finite, T* z, T* lam,
@@ -504,17 +516,26 @@ Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, 
   if (!finite) return kNonFinitec;
 
   for (index_t i = 0; i < N; ++i) x[i] = b[i];
+  const Scaling sc = scaling_of(F);
+  if (sc.on) scale_vector(x, n, N, sc, 1);  // D b
   factor_solve(F, x, ws.y.data());
+  if (sc.on) scale_vector(x, n, N, sc, 1);  // x = D x'
 
   if (F.flags & kRefine) {
     T bnorm = 0;
     for (index_t i = 0; i < N; ++i) bnorm = std::max(bnorm, std::abs(b[i]));
+    if (sc.on) bnorm = scaled_max(b, n, N, sc, 1);
     Acc prev = std::numeric_limits<Acc>::infinity();
     T* dx = ws.w1.data();
     for (int it = 0; it <= kMaxRefineSteps; ++it) {
-      const Acc rn = kkt_residual(e, n, m, b, x, ws.r.data(), ws.rlo.data());
+      Acc rn = kkt_residual(e, n, m, b, x, ws.r.data(), ws.rlo.data());
       T xn = 0;
       for (index_t i = 0; i < N; ++i) xn = std::max(xn, std::abs(x[i]));
+      if (sc.on) {  // D r, D⁻¹ x
+        scale_vector(ws.r.data(), n, N, sc, 1);
+        rn = scaled_max(ws.r.data(), n, N, sc, 0);
+        xn = scaled_max(x, n, N, sc, -1);
+      }
       const Acc berr = rn / (Acc(F.knorm) * Acc(xn) + Acc(bnorm));
       if (!(berr > Acc(eps<T>()))) break;        // converged (or 0/0 for a zero problem)
       if (berr > Acc(kRefineProgress) * prev) {  // stagnated: keep the better of the last two
@@ -529,6 +550,7 @@ Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, 
         dx[i] = static_cast<T>(ws.r[i]);
       }
       factor_solve(F, dx, ws.y.data());
+      if (sc.on) scale_vector(dx, n, N, sc, 1);
       for (index_t i = 0; i < N; ++i) x[i] += dx[i];
     }
   }
@@ -647,9 +669,10 @@ bool use_interleaved(const Problem<T>& P) {
 // part and column i of that upper triangle (rows j < i, copied earlier). Everything is read in
 // order, and each row of C stays in L1 from its copy to its symmetrization.
 // chkQ / chkA per lane: 0 when Q / Q and A are finite, NaN otherwise. rowsum is N×W scratch.
+// Where qmax and amax are not null, max|sym(Q)| and max|A| per lane (as `assemble` gives them).
 template <class T, int W>
 void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum, T* kmax, T* knorm,
-                    T* chkQ, T* chkA) {
+                    T* chkQ, T* chkA, T* qmax = nullptr, T* amax = nullptr) {
   const index_t N = n + m;
   const T* src[W];
   for (index_t i = 0; i < N * W; ++i) rowsum[i] = 0;
@@ -684,6 +707,9 @@ void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum
     }
   }
   for (int w = 0; w < W; ++w) chkQ[w] = chk[w];
+  if (qmax != nullptr)
+    for (int w = 0; w < W; ++w) qmax[w] = mx[w];
+  T ma[W] = {};
   for (index_t k = 0; k < m; ++k) {
     T* Ck = C + (n + k) * N * W;
     for (int w = 0; w < W; ++w) src[w] = e[w].A + k * e[w].As0;
@@ -698,12 +724,15 @@ void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum
         chk[w] += Ckj[w] - Ckj[w];
         const T aa = std::abs(Ckj[w]);
         mx[w] = std::max(mx[w], aa);
+        ma[w] = std::max(ma[w], aa);
         rk[w] += aa;
         Rj[w] += aa;
       }
     }
     for (int w = 0; w < W; ++w) rowsum[(n + k) * W + w] = rk[w];
   }
+  if (amax != nullptr)
+    for (int w = 0; w < W; ++w) amax[w] = ma[w];
   for (int w = 0; w < W; ++w) {
     chkA[w] = chk[w];
     T nrm = 0;
@@ -714,20 +743,23 @@ void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum
 }
 
 // Packs the KKT matrices of elements b0 … b0+cnt−1 into the W lanes of ws.C (unused lanes
-// repeat the last element); st, kmax and knorm per lane, as `assemble` gives them.
+// repeat the last element); st, kmax and knorm per lane, as `assemble` gives them, and whether
+// the lane is to be equilibrated (equilibrate.hpp): such lanes take the one-problem path.
 template <class T>
 void pack_group(const Problem<T>& P, index_t b0, int cnt, Workspace<T>& ws, Status* st, T* kmax,
-                T* knorm) {
+                T* knorm, bool* scaled) {
   constexpr int W = lanes<T>();
   ElementQA<T> e[W];
   for (int w = 0; w < W; ++w) e[w] = P.qa(b0 + std::min(w, cnt - 1));
-  T chkQ[W], chkA[W];
-  assemble_lanes<T, W>(e, P.n, P.m, ws.C.data(), ws.CU.data(), kmax, knorm, chkQ, chkA);
-  for (int w = 0; w < W; ++w)
+  T chkQ[W], chkA[W], qmax[W], amax[W];
+  assemble_lanes<T, W>(e, P.n, P.m, ws.C.data(), ws.CU.data(), kmax, knorm, chkQ, chkA, qmax, amax);
+  for (int w = 0; w < W; ++w) {
     st[w] = P.check_finite && chkQ[w] != 0   ? kNonFiniteQ
             : P.check_finite && chkA[w] != 0 ? kNonFiniteA
             : P.m > P.n                      ? kSingular  // rank A ≤ n < m
                                              : kSolved;
+    scaled[w] = choose_scaling(qmax[w], amax[w], P.n + P.m).on;
+  }
 }
 
 // Lane w of the interleaved factorization as a one-problem record, as factor_natural makes it.
@@ -742,6 +774,7 @@ void unpack_lane(const Workspace<T>& ws, int w, index_t N, T knorm, T flags, T* 
     F.e[i] = 0;
     F.perm[i] = static_cast<T>(i);
   }
+  F.scale[0] = F.scale[1] = 0;
   *F.knorm = knorm;
   *F.flags = flags;
 }
@@ -766,6 +799,7 @@ void unpack_lanes(const Workspace<T>& ws, index_t N, const T* knorm, const T* fl
       F.e[i] = 0;
       F.perm[i] = static_cast<T>(i);
     }
+    F.scale[0] = F.scale[1] = 0;
     *F.knorm = knorm[w];
     *F.flags = flags[w];
   }
@@ -775,10 +809,14 @@ void unpack_lanes(const Workspace<T>& ws, index_t N, const T* knorm, const T* fl
 template <class T>
 Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Workspace<T>& ws) {
   Factor<T> F = Factor<T>::view(rec, n + m, ws.sq.data());
-  T kmax = 0, knorm = 0;
-  assemble(e, n, m, false, F.L, ws.u.data(), kmax, knorm);
+  T kmax = 0, knorm = 0, blockmax[2];
+  assemble(e, n, m, false, F.L, ws.u.data(), kmax, knorm, blockmax);
+  const Scaling sc = choose_scaling(blockmax[0], blockmax[1], n + m);  // as factor_element chose
+  if (sc.on) equilibrate(F.L, n + m, n, sc, ws.u.data(), kmax, knorm);
   const Status st = factor_bunch_kaufman(F, n, kmax, knorm, ws.w1.data(), ws.w2.data());
-  if (st != kSingular) pack_factor(F.L, n + m, rec);  // a singular factorization is not used
+  if (st == kSingular) return st;  // a singular factorization is not used
+  pack_factor(F.L, n + m, rec);
+  if (sc.on) mark_scaled(rec, n + m, sc);
   return st;
 }
 
@@ -855,9 +893,10 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
   const index_t n = P.n, m = P.m, N = n + m, R = record_size(N);
   Status st[W], rhs_st[W];
   T kmax[W], knorm[W], flags[W];
-  bool ok[W];
-  pack_group(P, b0, cnt, ws, st, kmax, knorm);
+  bool ok[W], scaled[W];
+  pack_group(P, b0, cnt, ws, st, kmax, knorm, scaled);
   factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, knorm, ws.CU.data(), ok, flags);
+  for (int w = 0; w < W; ++w) ok[w] = ok[w] && !scaled[w];  // factored again below
   T* y = ws.Cy.data();
   gather_rhs(P, b0, cnt, y, rhs_st);
   solve_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, y);
@@ -877,7 +916,7 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
       const T* qb = P.q.at(P.batch, b);
       const T* cb = P.c.at(P.batch, b);
       if (!ok[w]) {
-        s = factor_pivoted(e, n, m, rec, ws);
+        s = scaled[w] ? factor_element(e, n, m, false, rec, ws) : factor_pivoted(e, n, m, rec, ws);
         if (keep.finfo) keep.finfo[b] = s;
         if (s == kSolved)
           s = solve_element(rec, e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb, ws);
@@ -906,8 +945,8 @@ void factorize_group(const Problem<T>& P, index_t b0, int cnt, T* records, std::
   const index_t n = P.n, m = P.m, N = n + m, R = record_size(N);
   Status st[W];
   T kmax[W], knorm[W], flags[W];
-  bool ok[W];
-  pack_group(P, b0, cnt, ws, st, kmax, knorm);
+  bool ok[W], scaled[W];
+  pack_group(P, b0, cnt, ws, st, kmax, knorm, scaled);
   factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, knorm, ws.CU.data(), ok, flags);
   T* recs[W];
   for (int w = 0; w < W; ++w) recs[w] = w < cnt ? records + (b0 + w) * R : ws.rec.data();
@@ -915,7 +954,10 @@ void factorize_group(const Problem<T>& P, index_t b0, int cnt, T* records, std::
   for (int w = 0; w < cnt; ++w) {
     const index_t b = b0 + w;
     Status s = st[w];
-    if (s == kSolved && !ok[w]) s = factor_pivoted(P.qa(b), n, m, records + b * R, ws);
+    if (s == kSolved && scaled[w])
+      s = factor_element(P.qa(b), n, m, false, records + b * R, ws);
+    else if (s == kSolved && !ok[w])
+      s = factor_pivoted(P.qa(b), n, m, records + b * R, ws);
     info[b] = s;
   }
 }
