@@ -17,7 +17,8 @@
 // single 1×1 system, a zero diagonal that needs a 2×2 Bunch–Kaufman pivot, dependent rows of A
 // (singular), more constraints than variables (singular), Q negative definite (wrong inertia),
 // Q indefinite but positive definite on null(A) (a strict minimum through pivoting); each
-// checks the status, and where there is a solution, the residual of the solve against a known x.
+// checks the status, and where there is a solution, the residual of the solve against a known x;
+// and Q of order 2^−70 … 2^40 against A of order 1: solved once equilibrated (equilibrate.hpp).
 //
 // Prints one line per failed check and a closing "N passed, N failed"; exits 1 on any failure.
 #include <cmath>
@@ -295,6 +296,14 @@ void test_edge_cases() {
   {  // Q = diag(1, −1), A = [1 0]: negative on null(A)
     std::vector<T> Q{T(1), T(0), T(0), T(-1)}, A{T(1), T(0)};
     check(factor_and_solve(Q, A, 2, 1, err) == fastkkt::kNotMinimum, "Q negative on null(A)", ty);
+  }
+  for (const int e : {-70, -60, 30, 40}) {  // Q·2^e against A of order 1 (equilibrate.hpp)
+    // (the status only: with x = (1, 2, …) the rounding of q or c decides z or λ at this gap;
+    // tests/test_scaling.py checks solutions of consistently scaled problems)
+    std::vector<T> Q(9, T(0)), A{T(1), T(2), T(3)};
+    for (int i = 0; i < 3; ++i) Q[i * 3 + i] = std::ldexp(T(2 + i), e);
+    check(factor_and_solve(Q, A, 3, 1, err) == fastkkt::kSolved,
+          "units of Q and A far apart: solved", ty);
   }
   {  // non-finite Q is reported, not factored
     std::vector<T> Q{std::numeric_limits<T>::quiet_NaN()}, A;

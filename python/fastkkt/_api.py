@@ -153,7 +153,9 @@ class KKTFactorization:
 
     Made by `factorize`. Holds, per batch element, P K Pᵀ = L D Lᵀ with D block diagonal
     (1×1 and 2×2 blocks) in N(N−1)/2 + 3N + 4 numbers for N = n + m, plus private copies of
-    Q and A for iterative refinement. ``F.solve(q, c)`` gives exactly what
+    Q and A for iterative refinement (for Q and A in units far apart, of D K D with a
+    power-of-two D that balances the two blocks, remembered with the factorization; see
+    cpp/include/fastkkt/equilibrate.hpp). ``F.solve(q, c)`` gives exactly what
     ``fastkkt.solve(Q, q, A, c)`` gives for the same (Q, A) and dtype.
 
     Attributes

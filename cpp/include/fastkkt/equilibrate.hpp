@@ -36,7 +36,8 @@
 // nothing to balance) or not finite. Below the bound the factorizations see K itself, so an
 // ordinary, balanced problem keeps every bit of its result, its path through the kernels and
 // its speed; an unbalanced one costs one more pass over K (O(N²) next to the O(N³)
-// factorization) and takes the one-problem path instead of the interleaved one.
+// factorization), in the interleaved kernel too, where its lane is scaled in place exactly as
+// the one-problem path scales it (same operations, same order: the same bits).
 //
 // Refinement (kkt.hpp, solve_element) works on the scaled system: its residual is
 // D(b − K x) with x = D x', computed from the original Q and A (exact: D is a power of two per
@@ -93,18 +94,19 @@ Scaling choose_scaling(T qmax, T amax, index_t N) {
 }
 
 // K ← D K D on the lower triangle of the row-major N×N K (assembled, n rows of Q first), and
-// max|Kᵢⱼ| and ‖K‖∞ of the result; rowsum is N scalars of scratch.
-template <class T>
+// max|Kᵢⱼ| and ‖K‖∞ of the result; rowsum is N scalars of scratch. Entry (i, j) is at
+// K[(i·N + j)·S]: S = 1 for one problem, S = W for one lane of the interleaved layout.
+template <class T, int S = 1>
 void equilibrate(T* K, index_t N, index_t n, const Scaling& s, T* rowsum, T& kmax, T& knorm) {
   for (index_t i = 0; i < N; ++i) rowsum[i] = 0;
   T mx = 0;
   for (index_t i = 0; i < N; ++i) {
-    T* Ki = K + i * N;
+    T* Ki = K + i * N * S;
     const int ei = i < n ? s.s1 : s.s2;
     T ri = 0;
     for (index_t j = 0; j <= i; ++j) {
-      const T v = std::ldexp(Ki[j], ei + (j < n ? s.s1 : s.s2));
-      Ki[j] = v;
+      const T v = std::ldexp(Ki[j * S], ei + (j < n ? s.s1 : s.s2));
+      Ki[j * S] = v;
       const T a = std::abs(v);
       mx = std::max(mx, a);
       ri += a;
@@ -118,11 +120,12 @@ void equilibrate(T* K, index_t N, index_t n, const Scaling& s, T* rowsum, T& kma
   knorm = nrm;
 }
 
-// x ← D^{sign} x for a vector of length N = n + m (sign = +1 or −1), any scalar type.
-template <class U>
+// x ← D^{sign} x for a vector of length N = n + m (sign = +1 or −1), any scalar type; entry i
+// at x[i·S] (S = W: one lane of an interleaved vector).
+template <class U, int S = 1>
 void scale_vector(U* x, index_t n, index_t N, const Scaling& s, int sign) {
-  for (index_t i = 0; i < n; ++i) x[i] = std::ldexp(x[i], sign * s.s1);
-  for (index_t i = n; i < N; ++i) x[i] = std::ldexp(x[i], sign * s.s2);
+  for (index_t i = 0; i < n; ++i) x[i * S] = std::ldexp(x[i * S], sign * s.s1);
+  for (index_t i = n; i < N; ++i) x[i * S] = std::ldexp(x[i * S], sign * s.s2);
 }
 
 // max|(D^{sign} x)ᵢ|.

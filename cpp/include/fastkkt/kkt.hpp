@@ -743,11 +743,12 @@ void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum
 }
 
 // Packs the KKT matrices of elements b0 … b0+cnt−1 into the W lanes of ws.C (unused lanes
-// repeat the last element); st, kmax and knorm per lane, as `assemble` gives them, and whether
-// the lane is to be equilibrated (equilibrate.hpp): such lanes take the one-problem path.
+// repeat the last element); st, kmax and knorm per lane, as `assemble` gives them; lanes that
+// need it are equilibrated in place (equilibrate.hpp), with sc, kmax and knorm as
+// factor_element gets them.
 template <class T>
 void pack_group(const Problem<T>& P, index_t b0, int cnt, Workspace<T>& ws, Status* st, T* kmax,
-                T* knorm, bool* scaled) {
+                T* knorm, Scaling* sc) {
   constexpr int W = lanes<T>();
   ElementQA<T> e[W];
   for (int w = 0; w < W; ++w) e[w] = P.qa(b0 + std::min(w, cnt - 1));
@@ -758,7 +759,9 @@ void pack_group(const Problem<T>& P, index_t b0, int cnt, Workspace<T>& ws, Stat
             : P.check_finite && chkA[w] != 0 ? kNonFiniteA
             : P.m > P.n                      ? Status{kSingular}  // rank A ≤ n < m
                                              : Status{kSolved};
-    scaled[w] = choose_scaling(qmax[w], amax[w], P.n + P.m).on;
+    sc[w] = choose_scaling(qmax[w], amax[w], P.n + P.m);
+    if (sc[w].on)
+      equilibrate<T, W>(ws.C.data() + w, P.n + P.m, P.n, sc[w], ws.u.data(), kmax[w], knorm[w]);
   }
 }
 
@@ -893,17 +896,23 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
   const index_t n = P.n, m = P.m, N = n + m, R = record_size(N);
   Status st[W], rhs_st[W];
   T kmax[W], knorm[W], flags[W];
-  bool ok[W], scaled[W];
-  pack_group(P, b0, cnt, ws, st, kmax, knorm, scaled);
+  bool ok[W];
+  Scaling sc[W];
+  pack_group(P, b0, cnt, ws, st, kmax, knorm, sc);
   factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, knorm, ws.CU.data(), ok, flags);
-  for (int w = 0; w < W; ++w) ok[w] = ok[w] && !scaled[w];  // factored again below
   T* y = ws.Cy.data();
   gather_rhs(P, b0, cnt, y, rhs_st);
+  for (int w = 0; w < W; ++w)  // D b, as solve_element forms it
+    if (sc[w].on) scale_vector<T, W>(y + w, n, N, sc[w], 1);
   solve_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, y);
+  for (int w = 0; w < W; ++w)  // x = D x'
+    if (sc[w].on) scale_vector<T, W>(y + w, n, N, sc[w], 1);
   if (keep.records) {  // every lane's record (those that need pivoting are replaced below)
     T* recs[W];
     for (int w = 0; w < W; ++w) recs[w] = w < cnt ? keep.records + (b0 + w) * R : ws.rec.data();
     unpack_lanes(ws, N, knorm, flags, recs);
+    for (int w = 0; w < cnt; ++w)
+      if (sc[w].on) mark_scaled(recs[w], N, sc[w]);
   }
   for (int w = 0; w < cnt; ++w) {
     const index_t b = b0 + w;
@@ -916,14 +925,17 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
       const T* qb = P.q.at(P.batch, b);
       const T* cb = P.c.at(P.batch, b);
       if (!ok[w]) {
-        s = scaled[w] ? factor_element(e, n, m, false, rec, ws) : factor_pivoted(e, n, m, rec, ws);
+        s = factor_pivoted(e, n, m, rec, ws);
         if (keep.finfo) keep.finfo[b] = s;
         if (s == kSolved)
           s = solve_element(rec, e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb, ws);
       } else if (rhs_st[w] != kSolved) {
         s = rhs_st[w];
       } else if (flags[w] != 0) {
-        if (!keep.records) unpack_lane(ws, w, N, knorm[w], flags[w], rec);
+        if (!keep.records) {
+          unpack_lane(ws, w, N, knorm[w], flags[w], rec);
+          if (sc[w].on) mark_scaled(rec, N, sc[w]);
+        }
         s = solve_element(rec, e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb, ws);
       } else {
         for (index_t i = 0; i < n; ++i) zb[i] = y[i * W + w];
@@ -945,8 +957,9 @@ void factorize_group(const Problem<T>& P, index_t b0, int cnt, T* records, std::
   const index_t n = P.n, m = P.m, N = n + m, R = record_size(N);
   Status st[W];
   T kmax[W], knorm[W], flags[W];
-  bool ok[W], scaled[W];
-  pack_group(P, b0, cnt, ws, st, kmax, knorm, scaled);
+  bool ok[W];
+  Scaling sc[W];
+  pack_group(P, b0, cnt, ws, st, kmax, knorm, sc);
   factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, knorm, ws.CU.data(), ok, flags);
   T* recs[W];
   for (int w = 0; w < W; ++w) recs[w] = w < cnt ? records + (b0 + w) * R : ws.rec.data();
@@ -954,10 +967,8 @@ void factorize_group(const Problem<T>& P, index_t b0, int cnt, T* records, std::
   for (int w = 0; w < cnt; ++w) {
     const index_t b = b0 + w;
     Status s = st[w];
-    if (s == kSolved && scaled[w])
-      s = factor_element(P.qa(b), n, m, false, records + b * R, ws);
-    else if (s == kSolved && !ok[w])
-      s = factor_pivoted(P.qa(b), n, m, records + b * R, ws);
+    if (sc[w].on) mark_scaled(recs[w], N, sc[w]);
+    if (s == kSolved && !ok[w]) s = factor_pivoted(P.qa(b), n, m, records + b * R, ws);
     info[b] = s;
   }
 }
