@@ -22,8 +22,8 @@
 // pivot_growth() ≈ 1/√ε) and from the subnormal range. Scaling by a power of two is exact in
 // binary floating point (std::ldexp; only results in the subnormal range round, which are far
 // below ε relative to max|Kᵢⱼ| ≈ 1 for K itself); the exponents may exceed T's range (2^{s₂}
-// need not be representable: Q ≈ 1e300 against A ≈ 1e−300), so they are applied with ldexp,
-// never as a factor. The right-hand side and the solution scale the same way; where they leave
+// need not be representable: Q ≈ 1e300 against A ≈ 1e−300), so they are applied as one factor
+// only where 2^k is a normal number, else with ldexp (Pow2). The right-hand side and the solution scale the same way; where they leave
 // T's range the solution overflows to ±Inf and is reported singular, as an overflowing solution
 // always is (kkt.hpp, reject_nonfinite).
 //
@@ -93,6 +93,22 @@ Scaling choose_scaling(T qmax, T amax, index_t N) {
   return s;
 }
 
+// x·2^k: one multiplication where 2^k is a normal number of U (exact: IEEE multiplication
+// rounds the exact product, which is what ldexp returns, also into the subnormal range), else
+// std::ldexp (a library call, several times slower than the factorization's own operations).
+template <class U>
+struct Pow2 {
+  U f = 1;
+  int k = 0;
+  bool mul = true;
+  explicit Pow2(int k_) : k(k_) {
+    mul = k >= std::numeric_limits<U>::min_exponent - 1 &&
+          k <= std::numeric_limits<U>::max_exponent - 1;
+    if (mul) f = std::ldexp(U(1), k);
+  }
+  U operator()(U x) const { return mul ? x * f : std::ldexp(x, k); }
+};
+
 // K ← D K D on the lower triangle of the row-major N×N K (assembled, n rows of Q first), and
 // max|Kᵢⱼ| and ‖K‖∞ of the result; rowsum is N scalars of scratch. Entry (i, j) is at
 // K[(i·N + j)·S]: S = 1 for one problem, S = W for one lane of the interleaved layout.
@@ -100,12 +116,12 @@ template <class T, int S = 1>
 void equilibrate(T* K, index_t N, index_t n, const Scaling& s, T* rowsum, T& kmax, T& knorm) {
   for (index_t i = 0; i < N; ++i) rowsum[i] = 0;
   T mx = 0;
+  const Pow2<T> qq(2 * s.s1), qa(s.s1 + s.s2), aa(2 * s.s2);
   for (index_t i = 0; i < N; ++i) {
     T* Ki = K + i * N * S;
-    const int ei = i < n ? s.s1 : s.s2;
     T ri = 0;
     for (index_t j = 0; j <= i; ++j) {
-      const T v = std::ldexp(Ki[j * S], ei + (j < n ? s.s1 : s.s2));
+      const T v = (i < n ? qq : j < n ? qa : aa)(Ki[j * S]);
       Ki[j * S] = v;
       const T a = std::abs(v);
       mx = std::max(mx, a);
@@ -124,16 +140,17 @@ void equilibrate(T* K, index_t N, index_t n, const Scaling& s, T* rowsum, T& kma
 // at x[i·S] (S = W: one lane of an interleaved vector).
 template <class U, int S = 1>
 void scale_vector(U* x, index_t n, index_t N, const Scaling& s, int sign) {
-  for (index_t i = 0; i < n; ++i) x[i * S] = std::ldexp(x[i * S], sign * s.s1);
-  for (index_t i = n; i < N; ++i) x[i * S] = std::ldexp(x[i * S], sign * s.s2);
+  const Pow2<U> p1(sign * s.s1), p2(sign * s.s2);
+  for (index_t i = 0; i < n; ++i) x[i * S] = p1(x[i * S]);
+  for (index_t i = n; i < N; ++i) x[i * S] = p2(x[i * S]);
 }
 
 // max|(D^{sign} x)ᵢ|.
 template <class U>
 U scaled_max(const U* x, index_t n, index_t N, const Scaling& s, int sign) {
+  const Pow2<U> p1(sign * s.s1), p2(sign * s.s2);
   U mx = 0;
-  for (index_t i = 0; i < N; ++i)
-    mx = std::max(mx, std::abs(std::ldexp(x[i], sign * (i < n ? s.s1 : s.s2))));
+  for (index_t i = 0; i < N; ++i) mx = std::max(mx, std::abs((i < n ? p1 : p2)(x[i])));
   return mx;
 }
 
