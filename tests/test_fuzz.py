@@ -212,8 +212,10 @@ def _expected_dtype(args):
 
 
 def _factorization_dtype(args):
-    """A factorization computes in the dtype of Q and A and casts q and c to it."""
-    return _rounded_up([args[0].dtype, args[2].dtype])
+    """KKTFactorization.solve computes in the factorization's dtype (Q and A promoted), except
+    that q or c promoting a float32 factorization to float64 are computed in float64 (with a
+    float64 factorization of the same Q and A): all four promoted, as `solve` does."""
+    return _expected_dtype(args)
 
 
 def _finite(args):
