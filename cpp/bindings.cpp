@@ -142,8 +142,9 @@ index_t solve_t(const py::array& Q, const py::array& q, const py::array& A, cons
     keep.records = out_ptr<T>(rec_a, "records", B * fastkkt::record_size(P.n + P.m));
     keep.finfo = out_ptr<std::int32_t>(finfo_a, "finfo", B);
   }
+  fastkkt::WorkspacePool<T> pool;  // one for all chunks
   run_chunked(B, P.n + P.m, nthreads, [&](index_t b0, index_t b1, int nt) {
-    fastkkt::solve_batch(P, zp, lp, ip, b0, b1, nt, keep);
+    fastkkt::solve_batch(P, zp, lp, ip, b0, b1, nt, keep, &pool);
     fastkkt::reject_nonfinite(zp, lp, ip, P.n, P.m, b0, b1);
   });
   return count_failed(ip, B);
@@ -156,8 +157,9 @@ void factorize_t(const py::array& Q, const py::array& A, py::array& records, py:
   const index_t B = P.batch.size(), N = P.n + P.m;
   T* rp = out_ptr<T>(records, "records", B * fastkkt::record_size(N));
   auto* ip = out_ptr<std::int32_t>(info, "info", B);
+  fastkkt::WorkspacePool<T> pool;
   run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
-    fastkkt::factorize_batch(P, rp, ip, b0, b1, nt);
+    fastkkt::factorize_batch(P, rp, ip, b0, b1, nt, &pool);
   });
 }
 
@@ -183,8 +185,9 @@ void solve_factored_t(const py::array& records, const py::array& finfo, const py
   T* zp = out_ptr<T>(z, "z", B * P.n);
   T* lp = out_ptr<T>(lam, "lam", B * P.m);
   auto* ip = out_ptr<std::int32_t>(info, "info", B);
+  fastkkt::WorkspacePool<T> pool;
   run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
-    fastkkt::solve_factored_batch(P, R, I, zp, lp, ip, b0, b1, nt);
+    fastkkt::solve_factored_batch(P, R, I, zp, lp, ip, b0, b1, nt, &pool);
     fastkkt::reject_nonfinite(zp, lp, ip, P.n, P.m, b0, b1);
   });
 }
@@ -238,8 +241,9 @@ void backward_t(const py::array& records, const py::array& finfo, const py::arra
   const auto* lp = static_cast<const T*>(lam.data());
   const auto* ip = static_cast<const std::int32_t*>(info.data());
   std::vector<std::int32_t> ainfo(static_cast<size_t>(B));
+  fastkkt::WorkspacePool<T> pool;
   run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
-    fastkkt::backward_batch(P, R, I, zp, lp, ip, dzp, gcp, ainfo.data(), qp, ap, b0, b1, nt);
+    fastkkt::backward_batch(P, R, I, zp, lp, ip, dzp, gcp, ainfo.data(), qp, ap, b0, b1, nt, &pool);
   });
 }
 

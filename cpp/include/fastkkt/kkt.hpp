@@ -126,37 +126,53 @@ struct uninitialized_allocator : std::allocator<T> {
 template <class T>
 using scratch = std::vector<T, uninitialized_allocator<T>>;
 
-// Per-thread scratch: one record plus vectors of length N. Sized once per call.
+// The scratch of one thread for systems of size N, one named buffer per job (all written before
+// they are read). Made by a WorkspacePool, which an iterative solver keeps across its calls.
 template <class T>
 struct Workspace {
   index_t N = 0;
-  scratch<T> rec, sq;  // a record, and the N×N work buffer of a factorization
-  std::vector<T> u, w1, w2, b, x, xprev, y;
-  std::vector<acc_t<T>> r, rlo;     // a residual; its trailing parts (kkt_residual)
-  std::vector<unsigned char> seen;  // for valid_record
-  // factorization held in `rec`: for which (Q, A) and with which status
+  bool with_record = false, interleaved = false;
+  // one-problem path
+  scratch<T> rec;     // a record: the factorization held for elements that share K (or a scratch
+                      // record for lanes without a use)
+  scratch<T> square;  // the N×N work buffer of a factorization (Factor::L)
+  std::vector<T> rowsum;              // N: absolute row sums of K (assemble)
+  std::vector<T> natural_u;           // 5N: factor_natural's u
+  std::vector<T> bk_w1, bk_w2;        // N each: factor_bunch_kaufman's columns
+  std::vector<T> b, x, xprev, dx, y;  // right-hand side, solution, refinement, solve
+  std::vector<acc_t<T>> r, rlo;       // a residual; its trailing parts (kkt_residual)
+  std::vector<unsigned char> seen;    // for valid_record
+  // factorization held in `rec`: for which (Q, A, D₁, D₂) and with which status
   const T* Qp = nullptr;
   const T* Ap = nullptr;
+  const T* D1p = nullptr;
+  const T* D2p = nullptr;
   bool held = false;
   Status status = kSolved;
   // threads one large factorization may use: the call's, when the batch is not split among them
   int threads = 1;
 
-  // interleaved buffers of W = lanes<T>() problems (see factor_natural_lanes), and kSharedRhs·W
-  // right-hand sides of one shared factorization (solve_shared_plain)
+  // interleaved buffers of W = lanes<T>() problems (see factor_natural_lanes): the matrices C
+  // (N×N×W), their pivots Cd, row sums Crowsum (assemble_lanes), the factorization's u (CU,
+  // 5N×W), right-hand sides Cy (N×W); and kSharedRhs·W right-hand sides of one shared
+  // factorization (Cr, solve_shared_plain)
   scratch<T> C;
-  std::vector<T> Cd, CU, Cy, Cr;
+  std::vector<T> Cd, Crowsum, CU, Cy, Cr;
 
-  explicit Workspace(index_t N_, bool with_record, bool interleaved = false)
+  Workspace(index_t N_, bool with_record_, bool interleaved_ = false)
       : N(N_),
-        rec(with_record || interleaved ? record_size(N_) : 0),
-        sq(static_cast<size_t>(N_ * N_)),
-        u(5 * N_),
-        w1(N_),
-        w2(N_),
+        with_record(with_record_),
+        interleaved(interleaved_),
+        rec(with_record_ || interleaved_ ? record_size(N_) : 0),
+        square(static_cast<size_t>(N_ * N_)),
+        rowsum(N_),
+        natural_u(5 * N_),
+        bk_w1(N_),
+        bk_w2(N_),
         b(N_),
         x(N_),
         xprev(N_),
+        dx(N_),
         y(N_),
         r(N_),
         rlo(N_),
@@ -165,25 +181,85 @@ struct Workspace {
       const index_t W = lanes<T>();
       C.resize(static_cast<size_t>(N * N * W));
       Cd.resize(static_cast<size_t>(N * W));
+      Crowsum.resize(static_cast<size_t>(N * W));
       CU.resize(static_cast<size_t>(5 * N * W));
       Cy.resize(static_cast<size_t>(N * W));
       Cr.resize(static_cast<size_t>(N * W * kSharedRhs));
     }
   }
+
+  // Whether this workspace serves a call with these needs.
+  bool fits(index_t N_, bool with_record_, bool interleaved_) const {
+    return N == N_ && (with_record || !with_record_) && (interleaved || !interleaved_);
+  }
 };
 
-// One problem's operands: pointers to element b of each, with their inner strides.
+// Caller-owned scratch of the batch drivers: one Workspace per thread, and one for the
+// factorization that a batch shares (solve_batch, solve_factored_batch). Made or grown outside
+// any parallel region (an allocation failure throws there, not inside it) and kept, so a caller
+// that solves systems of one size again and again — an iterative solver, a chunked call —
+// allocates once. Each call starts from a clean state (no factorization held over from an
+// earlier call, whose Q may have changed in place). Not for two calls at once.
+template <class T>
+class WorkspacePool {
+ public:
+  // Makes ready the workspaces of threads 0 … nt−1 for a call with systems of size N (a
+  // workspace made for another size is replaced; one of the right size gains what it lacks).
+  void prepare(int nt, index_t N, bool with_record, bool interleaved) {
+    if (ws_.size() < static_cast<size_t>(nt)) ws_.resize(static_cast<size_t>(nt));
+    for (int t = 0; t < nt; ++t) {
+      auto& w = ws_[static_cast<size_t>(t)];
+      if (!w || !w->fits(N, with_record, interleaved)) {
+        const bool same = w && w->N == N;
+        w = std::make_unique<Workspace<T>>(N, with_record || (same && w->with_record),
+                                           interleaved || (same && w->interleaved));
+      }
+      w->held = false;
+      w->threads = 1;
+    }
+  }
+  // Thread t's workspace (after prepare).
+  Workspace<T>& at(int t) { return *ws_[static_cast<size_t>(t)]; }
+
+  // The workspace of a factorization shared by a whole batch (with a record).
+  Workspace<T>& shared(index_t N) {
+    if (!shared_ || !shared_->fits(N, true, false))
+      shared_ = std::make_unique<Workspace<T>>(N, true, false);
+    shared_->held = false;
+    shared_->threads = 1;
+    return *shared_;
+  }
+
+ private:
+  std::vector<std::unique_ptr<Workspace<T>>> ws_;
+  std::unique_ptr<Workspace<T>> shared_;
+};
+
+// One problem's matrix operands: pointers to element b of each, with their inner strides. The
+// KKT matrix they define is the general one of the engine,
+//     K = [ sym(Q) + D₁   Cᵀ  ]      (C is `A`: n columns, m rows),
+//         [ C            −D₂ ]
+// with D₁ (n) and D₂ (m) nonnegative diagonals, each absent (null: zero) by default; without
+// them it is the equality QP's [[sym(Q), Aᵀ], [A, 0]], computed with the same operations (an
+// absent diagonal adds nothing, not +0, so the bits are those of the QP's matrix).
 template <class T>
 struct ElementQA {
   const T* Q;
   index_t Qs0, Qs1;
   const T* A;
   index_t As0, As1;
+  const T* D1 = nullptr;
+  index_t D1s = 0;
+  const T* D2 = nullptr;
+  index_t D2s = 0;
+
+  T d1(index_t i) const { return D1[i * D1s]; }
+  T d2(index_t k) const { return D2[k * D2s]; }
 };
 
 // The rest of `assemble` and `assemble_wide` once the rows of Q are in K: the rows of A, with
-// their absolute values into the row sums (chk and mx carry on from Q), the zero block, the
-// finiteness check of A, and max|Kᵢⱼ| and ‖K‖∞.
+// their absolute values into the row sums (chk and mx carry on from Q), the (2,2) block −D₂
+// (zero without D₂; D₂ is checked with A), the finiteness check of A, and max|Kᵢⱼ| and ‖K‖∞.
 template <class T>
 Status assemble_constraints(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* K,
                             T* rowsum, T chk, T mx, T& kmax, T& knorm) {
@@ -201,8 +277,15 @@ Status assemble_constraints(const ElementQA<T>& e, index_t n, index_t m, bool ch
       rk += aa;
       rowsum[j] += aa;
     }
-    rowsum[n + k] = rk;
     for (index_t j = n; j <= n + k; ++j) Kk[j] = 0;
+    if (e.D2) {
+      const T dk = -e.d2(k);
+      chk += dk - dk;
+      Kk[n + k] = dk;
+      mx = std::max(mx, std::abs(dk));
+      rk += std::abs(dk);
+    }
+    rowsum[n + k] = rk;
   }
   if (check_finite && chk != 0) return kNonFiniteA;
   T nrm = 0;
@@ -244,7 +327,8 @@ Status assemble(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, 
         const T* Qi = e.Q + i * e.Qs0;
         T* Ki = K + i * N;
         if (i == j) {
-          const T qii = Qi[i * e.Qs1];
+          T qii = Qi[i * e.Qs1];
+          if (e.D1) qii += e.d1(i);
           chk += qii - qii;
           Ki[i] = qii;
           mx = std::max(mx, std::abs(qii));
@@ -338,7 +422,8 @@ Status assemble_wide(const ElementQA<T>& e, index_t n, index_t m, bool check_fin
         racc[r][c] += av;
         rowsum[i0 + c] += av;
       }
-      const T qii = a[r][r];
+      T qii = a[r][r];
+      if (e.D1) qii += e.d1(i);
       Ki[i] = qii;
       chk[r] += qii - qii;
       mx[r] = std::max(mx[r], std::abs(qii));
@@ -362,7 +447,8 @@ Status assemble_wide(const ElementQA<T>& e, index_t n, index_t m, bool check_fin
       ri += av;
       rowsum[j] += av;
     }
-    const T qii = Qi[i * e.Qs1];
+    T qii = Qi[i * e.Qs1];
+    if (e.D1) qii += e.d1(i);
     Ki[i] = qii;
     chk1 += qii - qii;
     mx1 = std::max(mx1, std::abs(qii));
@@ -384,13 +470,13 @@ template <class T>
 Status factor_element(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* rec,
                       Workspace<T>& ws) {
   const index_t N = n + m;
-  Factor<T> F = Factor<T>::view(rec, N, ws.sq.data());
+  Factor<T> F = Factor<T>::view(rec, N, ws.square.data());
   T kmax = 0, knorm = 0;
-  const Status st = assemble(e, n, m, check_finite, F.L, ws.u.data(), kmax, knorm);
+  const Status st = assemble(e, n, m, check_finite, F.L, ws.rowsum.data(), kmax, knorm);
   if (st != kSolved) return st;
-  if (m > n) return kSingular;  // rank A ≤ n < m
+  if (m > n && !e.D2) return kSingular;  // rank C ≤ n < m and no D₂
   const bool natural = N >= kBlockedFrom ? factor_natural_blocked(F, n, kmax, knorm, ws.threads)
-                                         : factor_natural(F, n, kmax, knorm, ws.u.data());
+                                         : factor_natural(F, n, kmax, knorm, ws.natural_u.data());
   if (!natural) return factor_pivoted(e, n, m, rec, ws);
   pack_factor(F.L, N, rec);
   return kSolved;
@@ -415,7 +501,7 @@ struct Compensated {
   T value() const { return s + e; }
 };
 
-// r = b − K x, with K formed on the fly from the original Q and A; returns ‖r‖∞. For float32 the
+// r = b − K x, with K formed on the fly from the original Q, A (C), D₁ and D₂; returns ‖r‖∞. For float32 the
 // residual is accumulated in double (every product of two floats is exact there); for double it
 // is accumulated in twice the working precision (Compensated), so refinement converges to a
 // backward error of about ε even where cond(K) is far beyond 1/ε (Higham, "Accuracy and Stability
@@ -446,6 +532,10 @@ acc_t<T> kkt_residual(const ElementQA<T>& e, index_t n, index_t m, const T* b, c
         sub(j, h, z[i]);
       }
     }
+    if (e.D1)
+      for (index_t i = 0; i < n; ++i) sub(i, e.d1(i), z[i]);
+    if (e.D2)
+      for (index_t k = 0; k < m; ++k) sub(n + k, -e.d2(k), lam[k]);
     for (index_t k = 0; k < m; ++k) {
       for (index_t j = 0; j < n; ++j) {
         const double a = e.A[k * e.As0 + j * e.As1];
@@ -465,6 +555,10 @@ acc_t<T> kkt_residual(const ElementQA<T>& e, index_t n, index_t m, const T* b, c
         r[j] -= h * Acc(z[i]);
       }
     }
+    if (e.D1)
+      for (index_t i = 0; i < n; ++i) r[i] -= Acc(e.d1(i)) * Acc(z[i]);
+    if (e.D2)
+      for (index_t k = 0; k < m; ++k) r[n + k] += Acc(e.d2(k)) * Acc(lam[k]);
     for (index_t k = 0; k < m; ++k) {
       Acc s = 0;
       for (index_t j = 0; j < n; ++j) {
@@ -481,11 +575,12 @@ acc_t<T> kkt_residual(const ElementQA<T>& e, index_t n, index_t m, const T* b, c
 }
 
 // Solves for x = [z; λ] with the factorization `rec` of element e and the right-hand side
-// (−q, c). Returns kSolved or a kNonFinite code for q / c.
+// b = [−q; c] (the equality QP's), or b = [q; c] when `negate_q` is false (any right-hand side).
+// Returns kSolved or a kNonFinite code for q / c.
 template <class T>
 Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, const T* q,
                      index_t qs, const T* c, index_t cs, bool check_finite, T* z, T* lam,
-                     Workspace<T>& ws) {
+                     Workspace<T>& ws, bool negate_q = true) {
   using Acc = acc_t<T>;
   const index_t N = n + m;
   const ConstFactor<T> F = ConstFactor<T>::view(rec, N);
@@ -493,7 +588,7 @@ Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, 
   T* x = ws.x.data();
   bool finite = true;
   for (index_t i = 0; i < n; ++i) {
-    b[i] = -q[i * qs];
+    b[i] = negate_q ? -q[i * qs] : q[i * qs];
     if (check_finite) finite &= static_cast<bool>(std::isfinite(b[i]));
   }
   if (!finite) return kNonFiniteq;
@@ -510,7 +605,7 @@ Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, 
     T bnorm = 0;
     for (index_t i = 0; i < N; ++i) bnorm = std::max(bnorm, std::abs(b[i]));
     Acc prev = std::numeric_limits<Acc>::infinity();
-    T* dx = ws.w1.data();
+    T* dx = ws.dx.data();
     for (int it = 0; it <= kMaxRefineSteps; ++it) {
       const Acc rn = kkt_residual(e, n, m, b, x, ws.r.data(), ws.rlo.data());
       T xn = 0;
@@ -566,21 +661,47 @@ void reject_nonfinite(T* z, T* lam, std::int32_t* info, index_t n, index_t m, in
   }
 }
 
-// The operands of one call, all broadcast to `batch`.
+// The operands of one call, all broadcast to `batch`: per element the system
+//     [ sym(Q) + D₁   Aᵀ  ] [ z ]   [ ∓q ]
+//     [ A            −D₂ ] [ λ ] = [  c ]
+// (ElementQA), with −q (the equality QP: minimize ½zᵀQz + qᵀz subject to Az = c) unless
+// `negate_q` is false, when the right-hand side is [q; c] as given. D₁ and D₂ (vectors) are
+// absent when their data is null.
 template <class T>
 struct Problem {
   BatchShape batch;
   index_t n = 0, m = 0;
-  Strided<T> Q, A, q, c;
+  Strided<T> Q, A, q, c, D1, D2;
   bool check_finite = true;
+  bool negate_q = true;
 
   ElementQA<T> qa(index_t b) const {
-    return {Q.at(batch, b), Q.s0, Q.s1, A.at(batch, b), A.s0, A.s1};
+    ElementQA<T> e{Q.at(batch, b), Q.s0, Q.s1, A.at(batch, b), A.s0, A.s1};
+    if (D1.data) {
+      e.D1 = D1.at(batch, b);
+      e.D1s = D1.s0;
+    }
+    if (D2.data) {
+      e.D2 = D2.at(batch, b);
+      e.D2s = D2.s0;
+    }
+    return e;
+  }
+
+  // Whether K differs between elements: Q, A, D₁ or D₂ varies along a dimension of the batch.
+  bool matrix_varies() const {
+    for (int d = 0; d < batch.ndim; ++d)
+      if (batch.shape[d] > 1 &&
+          (Q.bstride[d] != 0 || A.bstride[d] != 0 || (D1.data && D1.bstride[d] != 0) ||
+           (D2.data && D2.bstride[d] != 0)))
+        return true;
+    return false;
   }
 };
 
-// Runs body(i, workspace) for i in [i0, i1) on `nthreads` OpenMP threads. Workspaces are made
-// before the parallel region, so an allocation failure throws here and not inside it.
+// Runs body(i, workspace) for i in [i0, i1) on `nthreads` OpenMP threads, thread t with the
+// pool's workspace t. The pool makes them ready before the parallel region, so an allocation
+// failure throws here and not inside it.
 // Threads only where the work pays for them on a loaded machine too. Each thread gets at least
 // kMinFlopsPerThread of work (by the estimates below, ≈ 1 ms on one core): a call's threads meet
 // at its end, and when another process keeps one of the cores busy, the thread that lands there
@@ -609,8 +730,8 @@ inline double solve_flops(index_t N) {
 // `flops` is the work of one element (default: a factor-and-solve of size N); an interleaved
 // item is W elements.
 template <class T, class Body>
-void parallel_over(index_t i0, index_t i1, int nthreads, index_t N, bool with_record,
-                   bool interleaved, const Body& body, double flops = 0) {
+void parallel_over(WorkspacePool<T>& pool, index_t i0, index_t i1, int nthreads, index_t N,
+                   bool with_record, bool interleaved, const Body& body, double flops = 0) {
   const index_t count = i1 - i0;
   if (count <= 0) return;
   const double items_flops = static_cast<double>(count) * (flops > 0 ? flops : element_flops(N)) *
@@ -618,14 +739,10 @@ void parallel_over(index_t i0, index_t i1, int nthreads, index_t N, bool with_re
   const auto by_work = static_cast<index_t>(items_flops / kMinFlopsPerThread);
   int nt = static_cast<int>(std::min<index_t>(
       {static_cast<index_t>(std::max(nthreads, 1)), count, std::max<index_t>(by_work, 1)}));
-  std::vector<Workspace<T>> ws;
-  ws.reserve(static_cast<size_t>(nt));
-  for (int t = 0; t < nt; ++t) {
-    ws.emplace_back(N, with_record, interleaved);
-    ws.back().threads = nt == 1 && N >= kThreadedFactorFrom ? std::max(nthreads, 1) : 1;
-  }
+  pool.prepare(nt, N, with_record, interleaved);
+  if (nt == 1 && N >= kThreadedFactorFrom) pool.at(0).threads = std::max(nthreads, 1);
   const index_t chunk = std::max<index_t>(1, count / (static_cast<index_t>(nt) * 16));
-  parallel_for(i0, i1, nt, chunk, [&](index_t i, int t) { body(i, ws[static_cast<size_t>(t)]); });
+  parallel_for(i0, i1, nt, chunk, [&](index_t i, int t) { body(i, pool.at(t)); });
 }
 
 // Whether the batch of P is solved W problems at a time in the interleaved layout: small
@@ -633,13 +750,10 @@ void parallel_over(index_t i0, index_t i1, int nthreads, index_t N, bool with_re
 template <class T>
 bool use_interleaved(const Problem<T>& P) {
   const index_t N = P.n + P.m;
-  if (N == 0 || N >= kBlockedFrom || P.batch.size() < 2) return false;
-  for (int d = 0; d < P.batch.ndim; ++d)
-    if (P.batch.shape[d] > 1 && (P.Q.bstride[d] != 0 || P.A.bstride[d] != 0)) return true;
-  return false;
+  return N > 0 && N < kBlockedFrom && P.batch.size() >= 2 && P.matrix_varies();
 }
 
-// `assemble` for W problems at once, straight into the interleaved layout (entry (i, j) of
+// `assemble` for W problems at once (all with D₁ / D₂ or all without), straight into the interleaved layout (entry (i, j) of
 // problem w at C[(i·N + j)·W + w]). The arithmetic, and so every rounding of the row sums, is
 // that of `assemble` with the W problems innermost: each lane gets bitwise what `assemble` gives.
 // Row i of each Q is copied whole (interleave_rows), its upper part into C's upper triangle,
@@ -658,6 +772,8 @@ void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum
     T* Ci = C + i * N * W;
     for (int w = 0; w < W; ++w) src[w] = e[w].Q + i * e[w].Qs0;
     interleave_rows<T, W>(src, e[0].Qs1, n, Ci);
+    if (e[0].D1)
+      for (int w = 0; w < W; ++w) Ci[i * W + w] += e[w].d1(i);
     T ri[W] = {};
     for (index_t j = 0; j < i; ++j) {
       T* Cij = Ci + j * W;
@@ -702,6 +818,15 @@ void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum
         Rj[w] += aa;
       }
     }
+    if (e[0].D2) {
+      T* Ckk = Ck + (n + k) * W;
+      for (int w = 0; w < W; ++w) {
+        Ckk[w] = -e[w].d2(k);
+        chk[w] += Ckk[w] - Ckk[w];
+        mx[w] = std::max(mx[w], std::abs(Ckk[w]));
+        rk[w] += std::abs(Ckk[w]);
+      }
+    }
     for (int w = 0; w < W; ++w) rowsum[(n + k) * W + w] = rk[w];
   }
   for (int w = 0; w < W; ++w) {
@@ -722,11 +847,11 @@ void pack_group(const Problem<T>& P, index_t b0, int cnt, Workspace<T>& ws, Stat
   ElementQA<T> e[W];
   for (int w = 0; w < W; ++w) e[w] = P.qa(b0 + std::min(w, cnt - 1));
   T chkQ[W], chkA[W];
-  assemble_lanes<T, W>(e, P.n, P.m, ws.C.data(), ws.CU.data(), kmax, knorm, chkQ, chkA);
+  assemble_lanes<T, W>(e, P.n, P.m, ws.C.data(), ws.Crowsum.data(), kmax, knorm, chkQ, chkA);
   for (int w = 0; w < W; ++w)
     st[w] = P.check_finite && chkQ[w] != 0   ? kNonFiniteQ
             : P.check_finite && chkA[w] != 0 ? kNonFiniteA
-            : P.m > P.n                      ? kSingular  // rank A ≤ n < m
+            : P.m > P.n && !P.D2.data        ? kSingular  // rank A ≤ n < m, no D₂
                                              : kSolved;
 }
 
@@ -774,15 +899,15 @@ void unpack_lanes(const Workspace<T>& ws, index_t N, const T* knorm, const T* fl
 // The pivoted route of factor_element for a problem whose natural factorization gave up.
 template <class T>
 Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Workspace<T>& ws) {
-  Factor<T> F = Factor<T>::view(rec, n + m, ws.sq.data());
+  Factor<T> F = Factor<T>::view(rec, n + m, ws.square.data());
   T kmax = 0, knorm = 0;
-  assemble(e, n, m, false, F.L, ws.u.data(), kmax, knorm);
-  const Status st = factor_bunch_kaufman(F, n, kmax, knorm, ws.w1.data(), ws.w2.data());
+  assemble(e, n, m, false, F.L, ws.rowsum.data(), kmax, knorm);
+  const Status st = factor_bunch_kaufman(F, n, kmax, knorm, ws.bk_w1.data(), ws.bk_w2.data());
   if (st != kSingular) pack_factor(F.L, n + m, rec);  // a singular factorization is not used
   return st;
 }
 
-// The right-hand sides [−q; c] of elements b0 … b0+cnt−1 (cnt ≤ W) into the interleaved y (N×W,
+// The right-hand sides [∓q; c] of elements b0 … b0+cnt−1 (cnt ≤ W) into the interleaved y (N×W,
 // lanes past cnt repeat the last element), as solve_element forms them, and per lane kSolved or
 // the kNonFinite code solve_element would give (q is checked before c).
 template <class T, int W = lanes<T>()>
@@ -794,7 +919,7 @@ void gather_rhs(const Problem<T>& P, index_t b0, int cnt, T* y, Status* rhs_st) 
     const T* cb = P.c.at(P.batch, b);
     bool fq = true, fc = true;
     for (index_t i = 0; i < n; ++i) {
-      y[i * W + w] = -qb[i * P.q.s0];
+      y[i * W + w] = P.negate_q ? -qb[i * P.q.s0] : qb[i * P.q.s0];
       fq &= static_cast<bool>(std::isfinite(y[i * W + w]));
     }
     for (index_t k = 0; k < m; ++k) {
@@ -880,12 +1005,14 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
         s = factor_pivoted(e, n, m, rec, ws);
         if (keep.finfo) keep.finfo[b] = s;
         if (s == kSolved)
-          s = solve_element(rec, e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb, ws);
+          s = solve_element(rec, e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb, ws,
+                            P.negate_q);
       } else if (rhs_st[w] != kSolved) {
         s = rhs_st[w];
       } else if (flags[w] != 0) {
         if (!keep.records) unpack_lane(ws, w, N, knorm[w], flags[w], rec);
-        s = solve_element(rec, e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb, ws);
+        s = solve_element(rec, e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb, ws,
+                          P.negate_q);
       } else {
         for (index_t i = 0; i < n; ++i) zb[i] = y[i * W + w];
         for (index_t k = 0; k < m; ++k) lb[k] = y[(n + k) * W + w];
@@ -922,27 +1049,19 @@ void factorize_group(const Problem<T>& P, index_t b0, int cnt, T* records, std::
 
 // Runs group(g0, cnt, ws) over [b0, b1) in groups of W elements, or one(b, ws) per element.
 template <class T, class Group, class One>
-void over_batch(const Problem<T>& P, index_t b0, index_t b1, int nthreads, bool with_record,
-                const Group& group, const One& one) {
+void over_batch(const Problem<T>& P, WorkspacePool<T>& pool, index_t b0, index_t b1, int nthreads,
+                bool with_record, const Group& group, const One& one) {
   const index_t N = P.n + P.m;
   if (use_interleaved(P)) {
     constexpr index_t W = lanes<T>();
     const index_t groups = (b1 - b0 + W - 1) / W;
-    parallel_over<T>(0, groups, nthreads, N, true, true, [&](index_t g, Workspace<T>& ws) {
+    parallel_over<T>(pool, 0, groups, nthreads, N, true, true, [&](index_t g, Workspace<T>& ws) {
       const index_t g0 = b0 + g * W;
       group(g0, static_cast<int>(std::min(W, b1 - g0)), ws);
     });
   } else {
-    parallel_over<T>(b0, b1, nthreads, N, with_record, false, one);
+    parallel_over<T>(pool, b0, b1, nthreads, N, with_record, false, one);
   }
-}
-
-// Whether Q and A are the same for every element of the batch (broadcast along every dimension).
-template <class T>
-bool shares_qa(const Problem<T>& P) {
-  for (int d = 0; d < P.batch.ndim; ++d)
-    if (P.batch.shape[d] > 1 && (P.Q.bstride[d] != 0 || P.A.bstride[d] != 0)) return false;
-  return true;
 }
 
 // Elements [b0, b1) that all have the one plain factorization `rec` (natural order, no
@@ -954,7 +1073,7 @@ bool shares_qa(const Problem<T>& P) {
 // like solve_batch.
 template <class T>
 void solve_shared_plain(const Problem<T>& P, const T* rec, T* z, T* lam, std::int32_t* info,
-                        index_t b0, index_t b1, int nthreads) {
+                        index_t b0, index_t b1, int nthreads, WorkspacePool<T>& pool) {
   constexpr int W = lanes<T>();
   constexpr int WR = static_cast<int>(kSharedRhs) * W;
   const index_t n = P.n, m = P.m, N = n + m;
@@ -962,7 +1081,7 @@ void solve_shared_plain(const Problem<T>& P, const T* rec, T* z, T* lam, std::in
   const auto row = [&](index_t i) { return rec + packed_row(i); };
   const index_t groups = (b1 - b0 + WR - 1) / WR;
   parallel_over<T>(
-      0, groups, nthreads, N, false, true,
+      pool, 0, groups, nthreads, N, false, true,
       [&](index_t g, Workspace<T>& ws) {
         const index_t g0 = b0 + g * WR;
         const int cnt = static_cast<int>(std::min<index_t>(WR, b1 - g0));
@@ -991,22 +1110,26 @@ void solve_shared_plain(const Problem<T>& P, const T* rec, T* z, T* lam, std::in
 // solve: z (B×n), lam (B×m), info (B) contiguous over the flat batch; elements [b0, b1).
 // With `keep`, every element's factorization is also stored there (exactly what factorize_batch
 // computes), so a backward pass can reuse it; then no two elements may share Q and A.
+// Scratch comes from `pool` (the caller's, kept across calls) or, without one, a pool of this
+// call's own; likewise for the other drivers below.
 template <class T>
 void solve_batch(const Problem<T>& P, T* z, T* lam, std::int32_t* info, index_t b0, index_t b1,
-                 int nthreads, Keep<T> keep = {}) {
+                 int nthreads, Keep<T> keep = {}, WorkspacePool<T>* pool = nullptr) {
+  WorkspacePool<T> own;
+  WorkspacePool<T>& wp = pool ? *pool : own;
   const index_t n = P.n, m = P.m, N = n + m, R = record_size(N);
-  if (!keep.records && N > 0 && N < kBlockedFrom && b1 - b0 >= 2 && shares_qa(P)) {
-    // one (Q, A) for all: factor it once; a plain factorization solves W right-hand sides at a
+  if (!keep.records && N > 0 && N < kBlockedFrom && b1 - b0 >= 2 && !P.matrix_varies()) {
+    // one K for all: factor it once; a plain factorization solves W right-hand sides at a
     // time, any other goes the one-problem path below (which holds it per thread)
-    Workspace<T> ws(N, true);
+    Workspace<T>& ws = wp.shared(N);
     if (factor_element(P.qa(b0), n, m, P.check_finite, ws.rec.data(), ws) == kSolved &&
         plain_record(ws.rec.data(), N)) {
-      solve_shared_plain(P, ws.rec.data(), z, lam, info, b0, b1, nthreads);
+      solve_shared_plain(P, ws.rec.data(), z, lam, info, b0, b1, nthreads, wp);
       return;
     }
   }
   over_batch(
-      P, b0, b1, nthreads, true,
+      P, wp, b0, b1, nthreads, true,
       [&](index_t g0, int cnt, Workspace<T>& ws) {
         solve_group(P, g0, cnt, z, lam, info, ws, keep);
       },
@@ -1018,29 +1141,32 @@ void solve_batch(const Problem<T>& P, T* z, T* lam, std::int32_t* info, index_t 
           ws.status = factor_element(e, n, m, P.check_finite, rec, ws);
           keep.finfo[b] = ws.status;
           if (ws.status != kSolved) clear_record(rec, n + m);
-        } else if (!(ws.held && ws.Qp == e.Q && ws.Ap == e.A)) {
+        } else if (!(ws.held && ws.Qp == e.Q && ws.Ap == e.A && ws.D1p == e.D1 && ws.D2p == e.D2)) {
           ws.status = factor_element(e, n, m, P.check_finite, rec, ws);
           ws.held = true;
           ws.Qp = e.Q;
           ws.Ap = e.A;
+          ws.D1p = e.D1;
+          ws.D2p = e.D2;
         }
         Status st = ws.status;
         if (st == kSolved)
           st = solve_element(rec, e, n, m, P.q.at(P.batch, b), P.q.s0, P.c.at(P.batch, b), P.c.s0,
-                             P.check_finite, z + b * n, lam + b * m, ws);
+                             P.check_finite, z + b * n, lam + b * m, ws, P.negate_q);
         if (st != kSolved) fill_nan(z + b * n, n, lam + b * m, m);
         info[b] = st;
       });
 }
 
 // factorize: records (B × record_size(N)) and info (B) contiguous; elements [b0, b1).
-// Only P.Q and P.A are used.
+// Only the matrix operands of P (Q, A, D₁, D₂) are used.
 template <class T>
 void factorize_batch(const Problem<T>& P, T* records, std::int32_t* info, index_t b0, index_t b1,
-                     int nthreads) {
+                     int nthreads, WorkspacePool<T>* pool = nullptr) {
+  WorkspacePool<T> own;
   const index_t N = P.n + P.m, R = record_size(N);
   over_batch(
-      P, b0, b1, nthreads, false,
+      P, pool ? *pool : own, b0, b1, nthreads, false,
       [&](index_t g0, int cnt, Workspace<T>& ws) {
         factorize_group(P, g0, cnt, records, info, ws);
       },
@@ -1064,7 +1190,7 @@ void solve_factored_element(const Problem<T>& P, const Strided<T>& records,
     st = kInvalidRecord;
   if (st == kSolved)
     st = solve_element(rec, P.qa(b), n, m, P.q.at(P.batch, b), P.q.s0, P.c.at(P.batch, b), P.c.s0,
-                       P.check_finite, z + b * n, lam + b * m, ws);
+                       P.check_finite, z + b * n, lam + b * m, ws, P.negate_q);
   if (st != kSolved) fill_nan(z + b * n, n, lam + b * m, m);
   info[b] = st;
 }
@@ -1127,7 +1253,9 @@ void solve_factored_group(const Problem<T>& P, const Strided<T>& records,
 template <class T>
 void solve_factored_batch(const Problem<T>& P, const Strided<T>& records,
                           const Strided<std::int32_t>& finfo, T* z, T* lam, std::int32_t* info,
-                          index_t b0, index_t b1, int nthreads) {
+                          index_t b0, index_t b1, int nthreads, WorkspacePool<T>* pool = nullptr) {
+  WorkspacePool<T> own;
+  WorkspacePool<T>& wp = pool ? *pool : own;
   const index_t N = P.n + P.m;
   if (N > 0 && N < kBlockedFrom && b1 - b0 >= 2) {
     bool shared = true;  // one record for all elements
@@ -1135,17 +1263,16 @@ void solve_factored_batch(const Problem<T>& P, const Strided<T>& records,
       shared &= P.batch.shape[d] == 1 || (records.bstride[d] == 0 && finfo.bstride[d] == 0);
     if (shared) {
       const T* rec = records.at(P.batch, b0);
-      std::vector<unsigned char> seen(static_cast<size_t>(N));
-      if (*finfo.at(P.batch, b0) == kSolved && valid_record(rec, N, seen.data()) &&
+      if (*finfo.at(P.batch, b0) == kSolved && valid_record(rec, N, wp.shared(N).seen.data()) &&
           plain_record(rec, N)) {
-        solve_shared_plain(P, rec, z, lam, info, b0, b1, nthreads);
+        solve_shared_plain(P, rec, z, lam, info, b0, b1, nthreads, wp);
         return;
       }
     }
     constexpr index_t W = lanes<T>();
     const index_t groups = (b1 - b0 + W - 1) / W;
     parallel_over<T>(
-        0, groups, nthreads, N, false, true,
+        wp, 0, groups, nthreads, N, false, true,
         [&](index_t g, Workspace<T>& ws) {
           const index_t g0 = b0 + g * W;
           solve_factored_group(P, records, finfo, z, lam, info, g0,
@@ -1155,7 +1282,7 @@ void solve_factored_batch(const Problem<T>& P, const Strided<T>& records,
     return;
   }
   parallel_over<T>(
-      b0, b1, nthreads, N, false, false,
+      wp, b0, b1, nthreads, N, false, false,
       [&](index_t b, Workspace<T>& ws) {
         solve_factored_element(P, records, finfo, z, lam, info, b, ws);
       },
@@ -1208,9 +1335,9 @@ template <class T>
 void backward_batch(const Problem<T>& P, const Strided<T>& records,
                     const Strided<std::int32_t>& finfo, const T* z, const T* lam,
                     const std::int32_t* info, T* dz, T* gc, std::int32_t* ainfo, T* dQ, T* dA,
-                    index_t b0, index_t b1, int nthreads) {
+                    index_t b0, index_t b1, int nthreads, WorkspacePool<T>* pool = nullptr) {
   const index_t n = P.n, m = P.m;
-  solve_factored_batch(P, records, finfo, dz, gc, ainfo, b0, b1, nthreads);  // gc holds d_λ
+  solve_factored_batch(P, records, finfo, dz, gc, ainfo, b0, b1, nthreads, pool);  // gc: d_λ
   for (index_t b = b0; b < b1; ++b)
     if (ainfo[b] != kSolved) {
       for (index_t i = 0; i < n; ++i) dz[b * n + i] = 0;
