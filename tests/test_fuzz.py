@@ -200,15 +200,20 @@ def _valid(args, n, m):
         return None
 
 
+def _rounded_up(dtypes):
+    """The contract's rule, stated with NumPy's own promotion: result_type, rounded up to
+    float32 or float64 (float32 with uint8 or bool stays float32; integers alone: float64)."""
+    r = np.result_type(*dtypes)
+    return np.dtype(np.float32 if r.kind == "f" and r.itemsize <= 4 else np.float64)
+
+
 def _expected_dtype(args):
-    small = all(a.dtype.kind == "f" and a.itemsize <= 4 for a in args)
-    return np.dtype(np.float32 if small else np.float64)
+    return _rounded_up([a.dtype for a in args])
 
 
 def _factorization_dtype(args):
     """A factorization computes in the dtype of Q and A and casts q and c to it."""
-    small = all(a.dtype.kind == "f" and a.itemsize <= 4 for a in (args[0], args[2]))
-    return np.dtype(np.float32 if small else np.float64)
+    return _rounded_up([args[0].dtype, args[2].dtype])
 
 
 def _finite(args):
