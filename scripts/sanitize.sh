@@ -2,7 +2,7 @@
 # Build fastkkt with AddressSanitizer + UndefinedBehaviorSanitizer into a separate virtual
 # environment and run the test suite under it.
 #
-#   bash scripts/sanitize.sh                      # whole suite (minus 3 tests, see below)
+#   bash scripts/sanitize.sh                      # the kernel tests (.ci/kernel-tests.txt)
 #   bash scripts/sanitize.sh tests/test_fuzz.py   # arguments are passed to pytest
 #
 # Environment:
@@ -64,15 +64,11 @@ export CI=${CI:-1}  # the deterministic hypothesis profile
 cd "$ASAN_VENV"
 LD_PRELOAD="$PRELOAD" "$PY" -c 'import fastkkt, os; print("== fastkkt from", os.path.dirname(fastkkt.__file__), "variant", fastkkt.cpu_variant)'
 if [ $# -eq 0 ]; then
-  # Deselected: torch.compile (minutes under ASan), and the two measurements that ASan itself
-  # distorts — wall-time speed-up of two threads, and RSS (freed memory sits in ASan's
-  # quarantine, ~256 MB by default).
-  # The dask tests too: their cluster's worker processes would inherit the preload, and they
-  # exercise the scheduler glue, not the core.
-  set -- "$ROOT/tests" --ignore="$ROOT/tests/test_dask.py" \
-    --ignore="$ROOT/tests/test_examples.py" --ignore="$ROOT/tests/test_qp_examples.py" \
-    --ignore="$ROOT/tests/test_qp_reference.py" \
-    -k "not compile and not two_threads_take and not peak_rss"
+  # The test files that exercise the kernels' arithmetic (.ci/kernel-tests.txt), less
+  # torch.compile (minutes under ASan) and the wall-time speed-up of two threads, which ASan
+  # itself distorts.
+  mapfile -t kernel_tests < <(grep -v '^#' "$ROOT/.ci/kernel-tests.txt" | sed "s|^|$ROOT/|")
+  set -- "${kernel_tests[@]}" -k "not compile and not two_threads_take"
 fi
 rc=0
 LD_PRELOAD="$PRELOAD" "$PY" -m pytest -p no:cacheprovider -q --rootdir="$ROOT" -c "$ROOT/pyproject.toml" "$@" || rc=$?

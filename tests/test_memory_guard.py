@@ -67,7 +67,7 @@ def test_factorization_records_are_counted(memory):
     B, n, m = 2_000, 16, 4
     Q, q, A, c = random_qp(B, n, m, seed=4)
     N = n + m
-    records = B * ((N * (N - 1) // 2 + 3 * N + 2) * 8 + 4)
+    records = B * ((N * (N - 1) // 2 + 3 * N + 4) * 8 + 4)
     memory(records // 2)  # z, lam, info would fit; the factorizations do not
     assert _outputs(B, n, m, 8) < records // 2
     with pytest.raises(MemoryError):

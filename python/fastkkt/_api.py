@@ -231,7 +231,7 @@ def _check_size(
         b *= s
     need = b * (N * itemsize + 4)
     if records:
-        need += b * ((N * (N - 1) // 2 + 3 * N + 2) * itemsize + 4)
+        need += b * ((N * (N - 1) // 2 + 3 * N + 4) * itemsize + 4)
     if b * max(N, 1) > _MAX_KKT_ENTRIES or need > _PHYSICAL_MEMORY:
         raise MemoryError(
             f"the results for batch shape {batch} (n + m = {N}) need {need / 2**30:.3g} GiB, "
@@ -517,7 +517,7 @@ class KKTFactorization:
     """Factorizations of a batch of KKT matrices ``[[sym(Q), Aᵀ], [A, 0]]``, for many solves.
 
     Made by `factorize`. Holds, per batch element, P K Pᵀ = L D Lᵀ with D block diagonal
-    (1×1 and 2×2 blocks) in N(N−1)/2 + 3N + 2 numbers for N = n + m, plus private copies of
+    (1×1 and 2×2 blocks) in N(N−1)/2 + 3N + 4 numbers for N = n + m, plus private copies of
     Q and A for iterative refinement. ``F.solve(q, c)`` gives exactly what
     ``fastkkt.solve(Q, q, A, c)`` gives for the same (Q, A) and dtype.
 

@@ -65,8 +65,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def _record_size(N: Any) -> Any:
-    """Numbers per factorization record, N(N−1)/2 + 3N + 2 for N = n + m (also for SymInts)."""
-    return core.record_size(N) if isinstance(N, int) else N * (N - 1) // 2 + 3 * N + 2
+    """Numbers per factorization record, N(N−1)/2 + 3N + 4 for N = n + m (also for SymInts)."""
+    return core.record_size(N) if isinstance(N, int) else N * (N - 1) // 2 + 3 * N + 4
 
 
 # --------------------------------------------------------------------------------------------

@@ -48,11 +48,14 @@ struct ElementQA {
 
 // The rest of `assemble` and `assemble_wide` once the rows of Q are in K: the rows of A, with
 // their absolute values into the row sums (chk and mx carry on from Q), the (2,2) block −D₂
-// (zero without D₂; D₂ is checked with A), the finiteness check of A, and max|Kᵢⱼ| and ‖K‖∞.
+// (zero without D₂; D₂ is checked with A), the finiteness check of A, and max|Kᵢⱼ| and ‖K‖∞;
+// where `blockmax` is not null, max|sym(Q) + D₁| (mx on entry) and max|A| into its two
+// entries, for the equilibration (equilibrate.hpp).
 template <class T>
 Status assemble_constraints(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* K,
-                            T* rowsum, T chk, T mx, T& kmax, T& knorm) {
+                            T* rowsum, T chk, T mx, T& kmax, T& knorm, T* blockmax) {
   const index_t N = n + m;
+  T ma = 0, md = 0;  // max|A|, max D₂
   for (index_t k = 0; k < m; ++k) {
     T* Kk = K + (n + k) * N;
     const T* Ak = e.A + k * e.As0;
@@ -62,7 +65,7 @@ Status assemble_constraints(const ElementQA<T>& e, index_t n, index_t m, bool ch
       chk += a - a;
       Kk[j] = a;
       const T aa = std::abs(a);
-      mx = std::max(mx, aa);
+      ma = std::max(ma, aa);
       rk += aa;
       rowsum[j] += aa;
     }
@@ -71,7 +74,7 @@ Status assemble_constraints(const ElementQA<T>& e, index_t n, index_t m, bool ch
       const T dk = -e.d2(k);
       chk += dk - dk;
       Kk[n + k] = dk;
-      mx = std::max(mx, std::abs(dk));
+      md = std::max(md, std::abs(dk));
       rk += std::abs(dk);
     }
     rowsum[n + k] = rk;
@@ -79,7 +82,11 @@ Status assemble_constraints(const ElementQA<T>& e, index_t n, index_t m, bool ch
   if (check_finite && chk != 0) return kNonFiniteA;
   T nrm = 0;
   for (index_t i = 0; i < N; ++i) nrm = std::max(nrm, rowsum[i]);
-  kmax = mx;
+  if (blockmax != nullptr) {
+    blockmax[0] = mx;
+    blockmax[1] = ma;
+  }
+  kmax = std::max(std::max(mx, ma), md);
   knorm = nrm;
   return kSolved;
 }
@@ -98,13 +105,14 @@ constexpr index_t kRowBlock = 8;
 
 template <class T>
 Status assemble_wide(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* K,
-                     T* rowsum, T& kmax, T& knorm);
+                     T* rowsum, T& kmax, T& knorm, T* blockmax = nullptr);
 
 template <class T>
 Status assemble(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* K, T* rowsum,
-                T& kmax, T& knorm) {
+                T& kmax, T& knorm, T* blockmax = nullptr) {
   const index_t N = n + m;
-  if (N >= kBlockedFrom) return assemble_wide(e, n, m, check_finite, K, rowsum, kmax, knorm);
+  if (N >= kBlockedFrom)
+    return assemble_wide(e, n, m, check_finite, K, rowsum, kmax, knorm, blockmax);
   for (index_t i = 0; i < N; ++i) rowsum[i] = 0;
   T mx = 0, chk = 0;
   for (index_t i0 = 0; i0 < n; i0 += kRowBlock) {
@@ -135,7 +143,7 @@ Status assemble(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, 
     }
   }
   if (check_finite && chk != 0) return kNonFiniteQ;  // NaN != 0
-  return assemble_constraints(e, n, m, check_finite, K, rowsum, chk, mx, kmax, knorm);
+  return assemble_constraints(e, n, m, check_finite, K, rowsum, chk, mx, kmax, knorm, blockmax);
 }
 
 // `assemble` for the large systems of the tiled factorization (N ≥ kBlockedFrom), where no
@@ -148,7 +156,7 @@ Status assemble(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, 
 // The rows below the last whole block and the A block go entry by entry / row by row.
 template <class T>
 Status assemble_wide(const ElementQA<T>& e, index_t n, index_t m, bool check_finite, T* K,
-                     T* rowsum, T& kmax, T& knorm) {
+                     T* rowsum, T& kmax, T& knorm, T* blockmax) {
   constexpr int V = lanes<T>();
   const index_t N = n + m, nfull = n / V * V;
   for (index_t i = 0; i < N; ++i) rowsum[i] = 0;
@@ -248,7 +256,7 @@ Status assemble_wide(const ElementQA<T>& e, index_t n, index_t m, bool check_fin
     mx1 = std::max(mx1, mx[c]);
   }
   if (check_finite && chk1 != 0) return kNonFiniteQ;  // NaN != 0
-  return assemble_constraints(e, n, m, check_finite, K, rowsum, chk1, mx1, kmax, knorm);
+  return assemble_constraints(e, n, m, check_finite, K, rowsum, chk1, mx1, kmax, knorm, blockmax);
 }
 
 // Compensated accumulation (Ogita, Rump & Oishi, "Accurate sum and dot product", SIAM J. Sci.
@@ -351,9 +359,10 @@ acc_t<T> kkt_residual(const ElementQA<T>& e, index_t n, index_t m, const T* b, c
 // part and column i of that upper triangle (rows j < i, copied earlier). Everything is read in
 // order, and each row of C stays in L1 from its copy to its symmetrization.
 // chkQ / chkA per lane: 0 when Q / Q and A are finite, NaN otherwise. rowsum is N×W scratch.
+// Where qmax and amax are not null, max|sym(Q)| and max|A| per lane (as `assemble` gives them).
 template <class T, int W>
 void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum, T* kmax, T* knorm,
-                    T* chkQ, T* chkA) {
+                    T* chkQ, T* chkA, T* qmax = nullptr, T* amax = nullptr) {
   const index_t N = n + m;
   const T* src[W];
   for (index_t i = 0; i < N * W; ++i) rowsum[i] = 0;
@@ -390,6 +399,9 @@ void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum
     }
   }
   for (int w = 0; w < W; ++w) chkQ[w] = chk[w];
+  if (qmax != nullptr)
+    for (int w = 0; w < W; ++w) qmax[w] = mx[w];
+  T ma[W] = {};
   for (index_t k = 0; k < m; ++k) {
     T* Ck = C + (n + k) * N * W;
     for (int w = 0; w < W; ++w) src[w] = e[w].A + k * e[w].As0;
@@ -404,6 +416,7 @@ void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum
         chk[w] += Ckj[w] - Ckj[w];
         const T aa = std::abs(Ckj[w]);
         mx[w] = std::max(mx[w], aa);
+        ma[w] = std::max(ma[w], aa);
         rk[w] += aa;
         Rj[w] += aa;
       }
@@ -419,6 +432,8 @@ void assemble_lanes(const ElementQA<T>* e, index_t n, index_t m, T* C, T* rowsum
     }
     for (int w = 0; w < W; ++w) rowsum[(n + k) * W + w] = rk[w];
   }
+  if (amax != nullptr)
+    for (int w = 0; w < W; ++w) amax[w] = ma[w];
   for (int w = 0; w < W; ++w) {
     chkA[w] = chk[w];
     T nrm = 0;

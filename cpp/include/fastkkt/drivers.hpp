@@ -6,6 +6,7 @@
 //     [ A      0  ] [ λ ] = [  c ] ). Per element:
 //   1. assemble K into a record (per-thread scratch, or the caller's output array for
 //      `factorize_batch`), with max|Kᵢⱼ| and ‖K‖∞;
+//      when the units of its blocks are unbalanced, equilibrate it (D K D, equilibrate.hpp);
 //   2. factor it in the natural order (fast path; ldlt_lanes.hpp, ldlt_tiled.hpp); if that
 //      gives up, assemble again and factor with Bunch–Kaufman pivoting (ldlt.hpp);
 //   3. solve, then refine when the factorization asks for it (pivoted, large growth or heavy
@@ -37,6 +38,7 @@
 
 #include "fastkkt/assemble.hpp"
 #include "fastkkt/batch.hpp"
+#include "fastkkt/equilibrate.hpp"
 #include "fastkkt/ldlt.hpp"
 #include "fastkkt/ldlt_lanes.hpp"
 #include "fastkkt/ldlt_tiled.hpp"
@@ -59,20 +61,24 @@ Status factor_element(const ElementQA<T>& e, index_t n, index_t m, bool check_fi
                       Workspace<T>& ws) {
   const index_t N = n + m;
   Factor<T> F = Factor<T>::view(rec, N, ws.square.data());
-  T kmax = 0, knorm = 0;
-  const Status st = assemble(e, n, m, check_finite, F.L, ws.rowsum.data(), kmax, knorm);
+  T kmax = 0, knorm = 0, blockmax[2];
+  const Status st = assemble(e, n, m, check_finite, F.L, ws.rowsum.data(), kmax, knorm, blockmax);
   if (st != kSolved) return st;
-  if (m > n && !e.D2) return kSingular;  // rank C ≤ n < m and no D₂
+  if (m > n && !e.D2) return kSingular;                                // rank C ≤ n < m and no D₂
+  const Scaling sc = choose_scaling(blockmax[0], blockmax[1], n + m);  // unbalanced units: D K D
+  if (sc.on) equilibrate(F.L, N, n, sc, ws.rowsum.data(), kmax, knorm);
   const bool natural = N >= kBlockedFrom ? factor_natural_blocked(F, n, kmax, knorm, ws.threads)
                                          : factor_natural(F, n, kmax, knorm, ws.natural_u.data());
   if (!natural) return factor_pivoted(e, n, m, rec, ws);
   pack_factor(F.L, N, rec);
+  if (sc.on) mark_scaled(rec, N, sc);
   return kSolved;
 }
 
 // Solves for x = [z; λ] with the factorization `rec` of element e and the right-hand side
 // b = [−q; c] (the equality QP's), or b = [q; c] when `negate_q` is false (any right-hand side).
-// Returns kSolved or a kNonFinite code for q / c.
+// Returns kSolved or a kNonFinite code for q / c. A factorization of D K D (equilibrate.hpp)
+// solves x = D (DKD)⁻¹ D b and refines with the scaled residual and norms.
 template <class T>
 Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, const T* q,
                      index_t qs, const T* c, index_t cs, bool check_finite, T* z, T* lam,
@@ -95,17 +101,26 @@ Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, 
   if (!finite) return kNonFinitec;
 
   for (index_t i = 0; i < N; ++i) x[i] = b[i];
+  const Scaling sc = scaling_of(F);
+  if (sc.on) scale_vector(x, n, N, sc, 1);  // D b
   factor_solve(F, x, ws.y.data());
+  if (sc.on) scale_vector(x, n, N, sc, 1);  // x = D x'
 
   if (F.flags & kRefine) {
     T bnorm = 0;
     for (index_t i = 0; i < N; ++i) bnorm = std::max(bnorm, std::abs(b[i]));
+    if (sc.on) bnorm = scaled_max(b, n, N, sc, 1);
     Acc prev = std::numeric_limits<Acc>::infinity();
     T* dx = ws.dx.data();
     for (int it = 0; it <= kMaxRefineSteps; ++it) {
-      const Acc rn = kkt_residual(e, n, m, b, x, ws.r.data(), ws.rlo.data());
+      Acc rn = kkt_residual(e, n, m, b, x, ws.r.data(), ws.rlo.data());
       T xn = 0;
       for (index_t i = 0; i < N; ++i) xn = std::max(xn, std::abs(x[i]));
+      if (sc.on) {  // D r, D⁻¹ x
+        scale_vector(ws.r.data(), n, N, sc, 1);
+        rn = scaled_max(ws.r.data(), n, N, sc, 0);
+        xn = scaled_max(x, n, N, sc, -1);
+      }
       const Acc berr = rn / (Acc(F.knorm) * Acc(xn) + Acc(bnorm));
       if (!(berr > Acc(eps<T>()))) break;        // converged (or 0/0 for a zero problem)
       if (berr > Acc(kRefineProgress) * prev) {  // stagnated: keep the better of the last two
@@ -120,6 +135,7 @@ Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, 
         dx[i] = static_cast<T>(ws.r[i]);
       }
       factor_solve(F, dx, ws.y.data());
+      if (sc.on) scale_vector(dx, n, N, sc, 1);
       for (index_t i = 0; i < N; ++i) x[i] += dx[i];
     }
   }
@@ -158,20 +174,24 @@ void reject_nonfinite(T* z, T* lam, std::int32_t* info, index_t n, index_t m, in
 }
 
 // Packs the KKT matrices of elements b0 … b0+cnt−1 into the W lanes of ws.C (unused lanes
-// repeat the last element); st, kmax and knorm per lane, as `assemble` gives them.
+// repeat the last element); st, kmax and knorm per lane, as `assemble` gives them, and whether
+// the lane is to be equilibrated (equilibrate.hpp): such lanes take the one-problem path.
 template <class T>
 void pack_group(const Problem<T>& P, index_t b0, int cnt, Workspace<T>& ws, Status* st, T* kmax,
-                T* knorm) {
+                T* knorm, bool* scaled) {
   constexpr int W = lanes<T>();
   ElementQA<T> e[W];
   for (int w = 0; w < W; ++w) e[w] = P.qa(b0 + std::min(w, cnt - 1));
-  T chkQ[W], chkA[W];
-  assemble_lanes<T, W>(e, P.n, P.m, ws.C.data(), ws.Crowsum.data(), kmax, knorm, chkQ, chkA);
-  for (int w = 0; w < W; ++w)
+  T chkQ[W], chkA[W], qmax[W], amax[W];
+  assemble_lanes<T, W>(e, P.n, P.m, ws.C.data(), ws.Crowsum.data(), kmax, knorm, chkQ, chkA, qmax,
+                       amax);
+  for (int w = 0; w < W; ++w) {
     st[w] = P.check_finite && chkQ[w] != 0   ? kNonFiniteQ
             : P.check_finite && chkA[w] != 0 ? kNonFiniteA
             : P.m > P.n && !P.D2.data        ? kSingular  // rank A ≤ n < m, no D₂
                                              : kSolved;
+    scaled[w] = choose_scaling(qmax[w], amax[w], P.n + P.m).on;
+  }
 }
 
 // Lane w of the interleaved factorization as a one-problem record, as factor_natural makes it.
@@ -186,6 +206,7 @@ void unpack_lane(const Workspace<T>& ws, int w, index_t N, T knorm, T flags, T* 
     F.e[i] = 0;
     F.perm[i] = static_cast<T>(i);
   }
+  F.scale[0] = F.scale[1] = 0;
   *F.knorm = knorm;
   *F.flags = flags;
 }
@@ -210,6 +231,7 @@ void unpack_lanes(const Workspace<T>& ws, index_t N, const T* knorm, const T* fl
       F.e[i] = 0;
       F.perm[i] = static_cast<T>(i);
     }
+    F.scale[0] = F.scale[1] = 0;
     *F.knorm = knorm[w];
     *F.flags = flags[w];
   }
@@ -219,10 +241,14 @@ void unpack_lanes(const Workspace<T>& ws, index_t N, const T* knorm, const T* fl
 template <class T>
 Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Workspace<T>& ws) {
   Factor<T> F = Factor<T>::view(rec, n + m, ws.square.data());
-  T kmax = 0, knorm = 0;
-  assemble(e, n, m, false, F.L, ws.rowsum.data(), kmax, knorm);
+  T kmax = 0, knorm = 0, blockmax[2];
+  assemble(e, n, m, false, F.L, ws.rowsum.data(), kmax, knorm, blockmax);
+  const Scaling sc = choose_scaling(blockmax[0], blockmax[1], n + m);  // as factor_element chose
+  if (sc.on) equilibrate(F.L, n + m, n, sc, ws.rowsum.data(), kmax, knorm);
   const Status st = factor_bunch_kaufman(F, n, kmax, knorm, ws.bk_w1.data(), ws.bk_w2.data());
-  if (st != kSingular) pack_factor(F.L, n + m, rec);  // a singular factorization is not used
+  if (st == kSingular) return st;  // a singular factorization is not used
+  pack_factor(F.L, n + m, rec);
+  if (sc.on) mark_scaled(rec, n + m, sc);
   return st;
 }
 
@@ -269,9 +295,10 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
   const index_t n = P.n, m = P.m, N = n + m, R = record_size(N);
   Status st[W], rhs_st[W];
   T kmax[W], knorm[W], flags[W];
-  bool ok[W];
-  pack_group(P, b0, cnt, ws, st, kmax, knorm);
+  bool ok[W], scaled[W];
+  pack_group(P, b0, cnt, ws, st, kmax, knorm, scaled);
   factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, knorm, ws.CU.data(), ok, flags);
+  for (int w = 0; w < W; ++w) ok[w] = ok[w] && !scaled[w];  // factored again below
   T* y = ws.Cy.data();
   gather_rhs(P, b0, cnt, y, rhs_st);
   solve_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, y);
@@ -291,7 +318,7 @@ void solve_group(const Problem<T>& P, index_t b0, int cnt, T* z, T* lam, std::in
       const T* qb = P.q.at(P.batch, b);
       const T* cb = P.c.at(P.batch, b);
       if (!ok[w]) {
-        s = factor_pivoted(e, n, m, rec, ws);
+        s = scaled[w] ? factor_element(e, n, m, false, rec, ws) : factor_pivoted(e, n, m, rec, ws);
         if (keep.finfo) keep.finfo[b] = s;
         if (s == kSolved)
           s = solve_element(rec, e, n, m, qb, P.q.s0, cb, P.c.s0, P.check_finite, zb, lb, ws,
@@ -322,8 +349,8 @@ void factorize_group(const Problem<T>& P, index_t b0, int cnt, T* records, std::
   const index_t n = P.n, m = P.m, N = n + m, R = record_size(N);
   Status st[W];
   T kmax[W], knorm[W], flags[W];
-  bool ok[W];
-  pack_group(P, b0, cnt, ws, st, kmax, knorm);
+  bool ok[W], scaled[W];
+  pack_group(P, b0, cnt, ws, st, kmax, knorm, scaled);
   factor_natural_lanes<T, W>(ws.C.data(), ws.Cd.data(), N, n, kmax, knorm, ws.CU.data(), ok, flags);
   T* recs[W];
   for (int w = 0; w < W; ++w) recs[w] = w < cnt ? records + (b0 + w) * R : ws.rec.data();
@@ -331,7 +358,10 @@ void factorize_group(const Problem<T>& P, index_t b0, int cnt, T* records, std::
   for (int w = 0; w < cnt; ++w) {
     const index_t b = b0 + w;
     Status s = st[w];
-    if (s == kSolved && !ok[w]) s = factor_pivoted(P.qa(b), n, m, records + b * R, ws);
+    if (s == kSolved && scaled[w])
+      s = factor_element(P.qa(b), n, m, false, records + b * R, ws);
+    else if (s == kSolved && !ok[w])
+      s = factor_pivoted(P.qa(b), n, m, records + b * R, ws);
     info[b] = s;
   }
 }

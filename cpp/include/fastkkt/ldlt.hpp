@@ -38,6 +38,7 @@ bool factor_natural(Factor<T> F, index_t n, T kmax, T knorm, T* u) {
     F.e[i] = 0;
     F.perm[i] = static_cast<T>(i);
   }
+  F.scale[0] = F.scale[1] = 0;
   *F.knorm = knorm;
   *F.flags = flags;
   return true;
@@ -157,6 +158,7 @@ Status factor_bunch_kaufman(Factor<T> F, index_t n, T kmax, T knorm, T* w1, T* w
     }
     k += kstep;
   }
+  F.scale[0] = F.scale[1] = 0;
   *F.knorm = knorm;
   *F.flags = static_cast<T>(kRefine | kPivoted);
   return (npos == n && nneg == N - n) ? kSolved : kNotMinimum;

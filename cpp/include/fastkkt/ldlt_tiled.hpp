@@ -192,6 +192,7 @@ bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm, int nthread
     for (index_t j = 0; j < i; ++j) Li[j] *= F.e[j];
   }
   for (index_t i = 0; i < N; ++i) F.e[i] = 0;
+  F.scale[0] = F.scale[1] = 0;
   *F.knorm = knorm;
   *F.flags = natural_flags(growth, cancel, knorm);
   return true;

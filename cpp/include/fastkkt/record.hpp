@@ -1,14 +1,16 @@
 // fastkkt/record.hpp — the record: one finished factorization P K Pᵀ = L D Lᵀ of an N×N KKT
-// matrix, in caller memory of record_size(N) = N(N−1)/2 + 3N + 2 scalars:
+// matrix, in caller memory of record_size(N) = N(N−1)/2 + 3N + 4 scalars:
 //     L     N(N−1)/2  the strict lower triangle of the unit lower triangular L, packed by rows
 //                     (row i at offset packed_row(i) = i(i−1)/2; entries inside a 2×2 block of D
 //                     are 0);
 //     d     N     the diagonal of D;
 //     e     N     e[k] = D(k+1, k) when rows k, k+1 form a 2×2 block, else 0;
+//     scale 2     the exponents s₁, s₂ of the equilibration D = diag(2^s₁ Iₙ, 2^s₂ Iₘ) when
+//                 the factorization is of D K D (flag kScaled; equilibrate.hpp), else 0, 0;
 //     perm  N     P as row indices: row k of P K Pᵀ is row perm[k] of K (stored as a scalar;
 //                 −(p+1) marks the first row of a 2×2 block);
 //     knorm 1     ‖K‖∞, for the backward error of iterative refinement;
-//     flags 1     kRefine | kPivoted bits (stored as a scalar).
+//     flags 1     kRefine | kPivoted | kScaled bits (stored as a scalar).
 // Four factorizations write it — factor_natural (ldlt.hpp), factor_natural_lanes (ldlt_lanes.hpp,
 // unpacked lane by lane), factor_natural_blocked (ldlt_tiled.hpp) and factor_bunch_kaufman
 // (ldlt.hpp) — so that one solve (factor_solve) serves all of them, and a record stored by
@@ -26,11 +28,11 @@
 namespace fastkkt {
 
 // Record flags.
-enum : int { kRefine = 1, kPivoted = 2 };
+enum : int { kRefine = 1, kPivoted = 2, kScaled = 4 };
 
 inline index_t packed_size(index_t N) { return N * (N - 1) / 2; }
 inline index_t packed_row(index_t i) { return i * (i - 1) / 2; }
-inline index_t record_size(index_t N) { return packed_size(N) + 3 * N + 2; }
+inline index_t record_size(index_t N) { return packed_size(N) + 3 * N + 4; }
 
 // A factorization being computed: L is the square N×N work buffer (row-major; its lower
 // triangle holds K on entry and L on exit), the rest points into the record.
@@ -39,6 +41,7 @@ struct Factor {
   T* L;
   T* d;
   T* e;
+  T* scale;
   T* perm;
   T* knorm;
   T* flags;
@@ -46,7 +49,14 @@ struct Factor {
 
   static Factor view(T* rec, index_t N, T* square) {
     const index_t P = packed_size(N);
-    return {square, rec + P, rec + P + N, rec + P + 2 * N, rec + P + 3 * N, rec + P + 3 * N + 1, N};
+    return {square,
+            rec + P,
+            rec + P + N,
+            rec + P + 2 * N,
+            rec + P + 2 * N + 2,
+            rec + P + 3 * N + 2,
+            rec + P + 3 * N + 3,
+            N};
   }
 };
 
@@ -66,6 +76,7 @@ struct ConstFactor {
   const T* L;
   const T* d;
   const T* e;
+  const T* scale;
   const T* perm;
   T knorm;
   int flags;
@@ -77,22 +88,30 @@ struct ConstFactor {
             rec + P,
             rec + P + N,
             rec + P + 2 * N,
-            rec[P + 3 * N],
-            static_cast<int>(rec[P + 3 * N + 1]),
+            rec + P + 2 * N + 2,
+            rec[P + 3 * N + 2],
+            static_cast<int>(rec[P + 3 * N + 3]),
             N};
   }
 };
 
 // Whether `rec` can be a record of size N that the factorizations above wrote: a permutation
 // of 0 … N−1 (each row index once, 2×2 markers never on the last row and always followed by a
-// plain index), finite ‖K‖∞ and known flags. O(N) with `seen` (N bytes of scratch). The solve
+// plain index), finite ‖K‖∞, known flags, and integer equilibration exponents, which are 0
+// without kScaled. O(N) with `seen` (N bytes of scratch). The solve
 // indexes memory through perm, so a record from elsewhere must never reach it unchecked.
 template <class T>
 bool valid_record(const T* rec, index_t N, unsigned char* seen) {
   const ConstFactor<T> F = ConstFactor<T>::view(rec, N);
-  const T flags = rec[packed_size(N) + 3 * N + 1];
-  if (!std::isfinite(F.knorm) || !(flags == 0 || flags == kRefine || flags == (kRefine | kPivoted)))
+  const T flags = rec[packed_size(N) + 3 * N + 3];
+  const T base = flags >= T(kScaled) ? flags - T(kScaled) : flags;
+  if (!std::isfinite(F.knorm) || !(base == 0 || base == kRefine || base == (kRefine | kPivoted)))
     return false;
+  for (int k = 0; k < 2; ++k) {
+    const T s = F.scale[k];
+    if (!(std::abs(s) <= T(4096) && s == std::floor(s)) || (flags < T(kScaled) && s != 0))
+      return false;
+  }
   for (index_t k = 0; k < N; ++k) seen[k] = 0;
   for (index_t k = 0; k < N; ++k) {
     const T p = F.perm[k];
