@@ -103,13 +103,14 @@ T* out_ptr(py::array& a, const char* name, index_t expected_size) {
 
 // Runs f(b0, b1, nthreads) over [0, B) in chunks of about kChunkFlops floating-point operations
 // per thread with the GIL released, and raises KeyboardInterrupt (or any pending signal's
-// exception) between chunks. `nthreads` is what the caller asked for; f gets what the thread
-// policy allows (fastkkt/threads.hpp: one in a forked child, the caller's OpenMP limit).
+// exception) between chunks. `per_elem` is one element's work in the operation that f runs
+// (fastkkt::element_flops for a factorization, fastkkt::solve_flops for a solve with a stored
+// one). `nthreads` is what the caller asked for; f gets what the thread policy allows
+// (fastkkt/threads.hpp: one in a forked child, the caller's OpenMP limit).
 template <class F>
-void run_chunked(index_t B, index_t N, int nthreads, const F& f) {
+void run_chunked(index_t B, double per_elem, int nthreads, const F& f) {
   constexpr double kChunkFlops = 4e7;
   const int nt = fastkkt::usable_threads(nthreads);
-  const double per_elem = fastkkt::element_flops(N);
   const index_t chunk = std::max<index_t>(1, static_cast<index_t>(kChunkFlops * nt / per_elem));
   for (index_t b0 = 0; b0 < B; b0 += chunk)
     fastkkt_boundary::run_released([&] { f(b0, std::min(B, b0 + chunk), nt); });

@@ -60,7 +60,7 @@ void backward_t(const py::array& records, const py::array& finfo, const py::arra
   const auto* ip = static_cast<const std::int32_t*>(info.data());
   std::vector<std::int32_t> ainfo(static_cast<size_t>(B));
   fastkkt::WorkspacePool<T> pool;
-  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
+  run_chunked(B, fastkkt::solve_flops(N), nthreads, [&](index_t b0, index_t b1, int nt) {
     fastkkt::backward_batch(P, R, I, zp, lp, ip, dzp, gcp, ainfo.data(), qp, ap, b0, b1, nt, &pool);
   });
 }

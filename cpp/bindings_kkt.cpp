@@ -34,7 +34,7 @@ index_t solve_t(const py::array& Q, const py::array& q, const py::array& A, cons
     keep.finfo = out_ptr<std::int32_t>(finfo_a, "finfo", B);
   }
   fastkkt::WorkspacePool<T> pool;  // one for all chunks
-  run_chunked(B, P.n + P.m, nthreads, [&](index_t b0, index_t b1, int nt) {
+  run_chunked(B, fastkkt::element_flops(P.n + P.m), nthreads, [&](index_t b0, index_t b1, int nt) {
     fastkkt::solve_batch(P, zp, lp, ip, b0, b1, nt, keep, &pool);
     fastkkt::reject_nonfinite(zp, lp, ip, P.n, P.m, b0, b1);
   });
@@ -49,7 +49,7 @@ void factorize_t(const py::array& Q, const py::array& A, py::array& records, py:
   T* rp = out_ptr<T>(records, "records", B * fastkkt::record_size(N));
   auto* ip = out_ptr<std::int32_t>(info, "info", B);
   fastkkt::WorkspacePool<T> pool;
-  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
+  run_chunked(B, fastkkt::element_flops(N), nthreads, [&](index_t b0, index_t b1, int nt) {
     fastkkt::factorize_batch(P, rp, ip, b0, b1, nt, &pool);
   });
 }
@@ -67,7 +67,7 @@ void solve_factored_t(const py::array& records, const py::array& finfo, const py
   T* lp = out_ptr<T>(lam, "lam", B * P.m);
   auto* ip = out_ptr<std::int32_t>(info, "info", B);
   fastkkt::WorkspacePool<T> pool;
-  run_chunked(B, N, nthreads, [&](index_t b0, index_t b1, int nt) {
+  run_chunked(B, fastkkt::solve_flops(N), nthreads, [&](index_t b0, index_t b1, int nt) {
     fastkkt::solve_factored_batch(P, R, I, zp, lp, ip, b0, b1, nt, &pool);
     fastkkt::reject_nonfinite(zp, lp, ip, P.n, P.m, b0, b1);
   });

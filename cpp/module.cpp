@@ -12,6 +12,7 @@
 #include <string>
 
 #include "bindings_qp.hpp"
+#include "fastkkt/common.hpp"
 #include "fastkkt/record.hpp"
 #include "fastkkt/threads.hpp"
 #include "register.hpp"
@@ -45,6 +46,18 @@ PYBIND11_MODULE(FASTKKT_MODULE_NAME, mod) {
   mod.attr("variant") = FASTKKT_VARIANT;
   mod.def("record_size", [](index_t N) { return fastkkt::record_size(N); }, py::arg("N"));
   mod.def("cpu_level", &cpu_level);
+  // The per-element status codes, written once here (fastkkt/_status.py reads them).
+  py::dict factor_status, input_status;
+  factor_status["solved"] = static_cast<int>(fastkkt::kSolved);
+  factor_status["singular"] = static_cast<int>(fastkkt::kSingular);
+  factor_status["not_minimum"] = static_cast<int>(fastkkt::kNotMinimum);
+  input_status["nonfinite_Q"] = static_cast<int>(fastkkt::kNonFiniteQ);
+  input_status["nonfinite_q"] = static_cast<int>(fastkkt::kNonFiniteq);
+  input_status["nonfinite_A"] = static_cast<int>(fastkkt::kNonFiniteA);
+  input_status["nonfinite_c"] = static_cast<int>(fastkkt::kNonFinitec);
+  input_status["invalid_record"] = static_cast<int>(fastkkt::kInvalidRecord);
+  mod.attr("factor_status") = factor_status;
+  mod.attr("input_status") = input_status;
   register_kkt(mod);
   register_adjoint(mod);
   register_qp(mod);

@@ -1,4 +1,6 @@
-"""Shared pytest configuration: hypothesis profiles and the thread-count guard."""
+"""Shared pytest configuration: hypothesis profiles, the thread-count guard (every test leaves
+fastkkt's thread setting as it found it; `restore_threads` gives a test the setting it started
+with) and the fixture of the two solve_qp implementations."""
 
 from __future__ import annotations
 
@@ -32,6 +34,16 @@ if os.environ.get("FASTKKT_REQUIRE_TORCH") == "1":
     import sklearn  # noqa: F401
     import torch  # noqa: F401
     import zarr  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """The thread-count guard: the setting before the test (its value), restored after it."""
+    import fastkkt
+
+    before = fastkkt.get_num_threads()
+    yield before
+    fastkkt.set_num_threads(before)
 
 
 # The two implementations of solve_qp that every contract test runs on: the pure-NumPy

@@ -10,7 +10,7 @@ import pytest
 import fastkkt
 from fastkkt import reference
 from fastkkt._errors import KKTError
-from fastkkt.testing import random_qp
+from fastkkt.testing import failing_qp, random_qp
 
 SOLVERS = {
     "solve": fastkkt.solve,
@@ -143,9 +143,7 @@ def test_kkterror_class():
 
 
 def test_kkterror_names_failing_indices():
-    Q, q, A, c = random_qp((2, 3), 4, 2, seed=7)
-    A[0, 2, 1] = A[0, 2, 0]  # singular
-    Q[1, 1] = -Q[1, 1]  # a maximum on null(A)
+    Q, q, A, c = failing_qp((2, 3), 4, 2, {(0, 2): "singular", (1, 1): "not_minimum"}, seed=7)
     expected_info = np.zeros((2, 3), np.int32)
     expected_info[0, 2], expected_info[1, 1] = 1, 2
     idx = r"[\(\[]{},\s*{}[\)\]]"

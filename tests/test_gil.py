@@ -21,13 +21,6 @@ from fastkkt import reference
 from fastkkt.testing import assert_allclose_normwise, indefinite_qp, random_qp
 
 
-@pytest.fixture
-def restore_threads():
-    before = fastkkt.get_num_threads()
-    yield before
-    fastkkt.set_num_threads(before)
-
-
 @functools.lru_cache(maxsize=1)
 def _calibrated_problem(target_s: float = 0.3):
     """A batch that one thread solves in about `target_s` seconds."""

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import fastkkt
-from fastkkt import _api
+from fastkkt import _validate
 from fastkkt.testing import random_qp
 
 
 @pytest.fixture
 def memory(monkeypatch):
     def set_memory(nbytes: int) -> None:
-        monkeypatch.setattr(_api, "_PHYSICAL_MEMORY", nbytes)
+        monkeypatch.setattr(_validate, "_PHYSICAL_MEMORY", nbytes)
 
     return set_memory
 

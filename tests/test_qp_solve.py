@@ -240,14 +240,10 @@ def test_threads_bitwise():
         Qs.append(Q), qs.append(q), Gs.append(kw["G"]), hs.append(kw["h"])
         As.append(kw["A"]), cs.append(kw["c"])
     args = dict(A=np.stack(As), c=np.stack(cs), G=np.stack(Gs), h=np.stack(hs), lb=-3.0, ub=3.0)
-    old = fastkkt.get_num_threads()
-    try:
-        fastkkt.set_num_threads(1)
-        one = fastkkt.solve_qp_ex(np.stack(Qs), np.stack(qs), **args)
-        fastkkt.set_num_threads(3)
-        three = fastkkt.solve_qp_ex(np.stack(Qs), np.stack(qs), **args)
-    finally:
-        fastkkt.set_num_threads(old)
+    fastkkt.set_num_threads(1)  # (conftest's thread-count guard restores the setting)
+    one = fastkkt.solve_qp_ex(np.stack(Qs), np.stack(qs), **args)
+    fastkkt.set_num_threads(3)
+    three = fastkkt.solve_qp_ex(np.stack(Qs), np.stack(qs), **args)
     assert (one.info == 0).all()
     for a, b in zip(one, three):
         np.testing.assert_array_equal(a, b)
@@ -409,3 +405,36 @@ def test_errors():
         fastkkt.solve_qp(Q, q, tol=0)
     with pytest.raises(ValueError, match="max_iter"):
         fastkkt.solve_qp(Q, q, max_iter=-1)
+
+
+def test_nonfinite_input_found_in_every_batch_element_and_layout():
+    """The finiteness check (in the core's boundary) walks every element of batched, broadcast
+    and non-contiguous operands, on the fast path (ndarrays of one dtype and batch) and the
+    general one, and names the operand; check_finite=False skips it."""
+    rng = np.random.default_rng(3)
+    B, n, p = 5, 4, 3
+    args = dict(
+        Q=np.broadcast_to(np.eye(n), (B, n, n)),
+        q=rng.standard_normal((B, n)),
+        G=rng.standard_normal((B, p, n)),
+        h=np.ones((B, p)),
+        lb=np.full((n, B), -np.inf).T,  # non-contiguous
+        ub=np.full((B, n), np.inf),
+    )
+    for name, idx, value in [
+        ("q", (4, 2), np.nan),
+        ("G", (3, 1, 0), np.inf),
+        ("h", (2, 1), -np.inf),
+        ("lb", (4, 3), np.inf),
+        ("ub", (1, 0), -np.inf),
+        ("Q", (0, 1, 1), np.nan),
+    ]:
+        bad = np.array(args[name])  # a writeable copy (Q is a broadcast view)
+        bad[idx] = value
+        for kw in ({**args, name: bad}, {**args, name: bad.astype(np.float32)}):  # mixed: general
+            with pytest.raises(ValueError, match=f"^{name} contains"):
+                fastkkt.solve_qp_ex(**kw)
+            fastkkt.solve_qp_ex(**kw, check_finite=False)  # no check: no error
+    # +inf in h and ub and -inf in lb mean no constraint
+    sol = fastkkt.solve_qp_ex(**{**args, "h": np.full((B, p), np.inf)})
+    np.testing.assert_array_equal(sol.info, 0)

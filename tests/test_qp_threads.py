@@ -12,13 +12,6 @@ from fastkkt.testing import feasible_qp, qp_case
 ARGS = ("Q", "q", "A", "c", "G", "h", "lb", "ub")
 
 
-@pytest.fixture
-def restore_threads():
-    before = fastkkt.get_num_threads()
-    yield
-    fastkkt.set_num_threads(before)
-
-
 def _batch():
     P = feasible_qp(64, 12, 3, 10, bounds="inf", fixed=1, weak=1, seed=21)
     P = {k: v for k, v in P.items() if k in ARGS}

@@ -15,13 +15,6 @@ from fastkkt import reference
 from fastkkt.testing import assert_allclose_normwise, psd_qp, random_qp
 
 
-@pytest.fixture
-def restore_threads():
-    before = fastkkt.get_num_threads()
-    yield before
-    fastkkt.set_num_threads(before)
-
-
 def test_set_get_round_trip(restore_threads):
     for k in (1, 2, 3, 7, restore_threads):
         fastkkt.set_num_threads(k)

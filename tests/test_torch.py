@@ -12,6 +12,7 @@ from torch_reference import F64, SHAPES, reference, shaped, tensors  # noqa: E40
 
 import fastkkt  # noqa: E402
 import fastkkt.torch as ft  # noqa: E402
+from fastkkt import _torch_common  # noqa: E402
 from fastkkt.testing import assert_allclose_normwise  # noqa: E402
 
 _reference, _shaped, _tensors = reference, shaped, tensors
@@ -352,7 +353,7 @@ def test_fast_apply_is_the_ordinary_apply(monkeypatch):
     torch.autograd.Function.apply gives, results and gradients."""
     results = []
     for fast in (True, False):
-        monkeypatch.setattr(ft, "_FAST_APPLY", fast)
+        monkeypatch.setattr(_torch_common, "_FAST_APPLY", fast)
         inputs = _shaped(SHAPES["broadcast_mixed"], seed=13)
         z, lam = _solve(*inputs)
         assert z.grad_fn is not None

@@ -370,6 +370,16 @@ def test_float32_stays_float32_and_mixed_dtypes_promote():
     # a Python scalar bound does not promote float32
     z = ft.solve_qp(t32["Q"].detach(), t32["q"].detach(), lb=-3.0)
     assert z.dtype == torch.float32
+    # float32 with int8 or bool stays float32, int32 makes float64: NumPy's promotion, as
+    # fastkkt.solve_qp computes it (the one rule of fastkkt/_validate.py)
+    Q32 = t32["Q"].detach()
+    for other, want in [(torch.int8, torch.float32), (torch.bool, torch.float32),
+                        (torch.int32, F64)]:  # fmt: skip
+        q_int = torch.ones(Q32.shape[:-1], dtype=other)
+        z = ft.solve_qp(Q32, q_int, lb=-3.0, ub=3.0)
+        assert z.dtype == want, other
+        want_np = fastkkt.solve_qp(Q32.numpy(), q_int.numpy(), lb=-3.0, ub=3.0).dtype
+        assert str(want_np) == str(want).removeprefix("torch."), other
 
 
 def test_empty_batch():

@@ -6,13 +6,46 @@ from typing import Any
 
 import numpy as np
 
+from fastkkt._status import (
+    DUAL_INFEASIBLE,
+    MAX_ITER,
+    NOT_MINIMUM,
+    PRIMAL_INFEASIBLE,
+    SINGULAR,
+)
+
 __all__ = ["KKTError", "QPError"]
 
-_REASONS = {
-    1: "singular KKT matrix (or a solution that is not finite)",
-    2: "not a strict minimum (wrong inertia)",
+# What each status means, for the messages (the codes: fastkkt/_status.py).
+KKT_REASONS = {
+    SINGULAR: "singular KKT matrix (A without full row rank, or Q singular on the null space "
+    "of A; or a solution that overflows the dtype, or non-finite input with check_finite=False)",
+    NOT_MINIMUM: "not a strict minimum (Q not positive definite on the null space of A)",
 }
-_MAX_LISTED = 10
+QP_REASONS = {
+    PRIMAL_INFEASIBLE: "primal infeasible",
+    DUAL_INFEASIBLE: "dual infeasible (unbounded, or Q not positive semidefinite)",
+    MAX_ITER: "not converged within max_iter",
+}
+_MAX_LISTED = 8  # batch indices named per reason
+
+
+def describe(info: np.ndarray, reasons: dict[int, str], one: str, many: str, hint: str) -> str:
+    """The message of a failed batch: how many of how many `many` failed, then per reason the
+    first failing batch indices (none for one unbatched problem, `one`), then `hint`."""
+    parts = []
+    codes = np.unique(info[info != 0]).tolist()
+    for code in sorted(codes, key=lambda k: (k not in reasons, k)):
+        reason = reasons.get(code, f"info {code}")
+        if info.ndim > 0:
+            where = np.argwhere(info == code)
+            listed = ", ".join(str(tuple(int(i) for i in row)) for row in where[:_MAX_LISTED])
+            more = len(where) - _MAX_LISTED
+            reason += f" at batch index {listed}" + (f" and {more} more" if more > 0 else "")
+        parts.append(reason)
+    failed = int(np.count_nonzero(info))
+    what = f"the {one} failed" if info.ndim == 0 else f"{failed} of {info.size} {many} failed"
+    return f"{what}: {'; '.join(parts)}. {hint}"
 
 
 class KKTError(np.linalg.LinAlgError):
@@ -42,31 +75,14 @@ class KKTError(np.linalg.LinAlgError):
         self.info = np.array(info, dtype=np.int32)
         self.indices = [tuple(int(i) for i in idx) for idx in np.argwhere(self.info != 0)]
         if message is None:
-            message = _describe(self.info, self.indices)
+            message = describe(
+                self.info, KKT_REASONS, "problem", "problems",
+                "fastkkt.solve_ex returns per-element status instead of raising.",
+            )  # fmt: skip
         super().__init__(message)
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.info, str(self)))
-
-
-def _describe(info: np.ndarray, indices: list) -> str:
-    if info.ndim == 0:  # one unbatched problem: no index to name
-        return f"the KKT system could not be solved: {_REASONS.get(int(info), f'info {int(info)}')}"
-    shown = indices[:_MAX_LISTED]
-    parts = [f"{idx} {_REASONS.get(int(info[idx]), f'info {int(info[idx])}')}" for idx in shown]
-    if len(indices) > len(shown):
-        parts.append(f"... ({len(indices) - len(shown)} more)")
-    return (
-        f"{len(indices)} of {info.size} KKT systems could not be solved "
-        f"(batch index: reason): {'; '.join(parts)}"
-    )
-
-
-_QP_REASONS = {
-    1: "primal infeasible",
-    2: "dual infeasible (unbounded, or Q not positive semidefinite)",
-    3: "not converged within max_iter",
-}
 
 
 class QPError(KKTError):
@@ -95,16 +111,8 @@ class QPError(KKTError):
     def __init__(self, info: Any, message: str | None = None) -> None:
         arr = np.array(info, dtype=np.int32)
         if message is None:
-            indices = [tuple(int(i) for i in idx) for idx in np.argwhere(arr != 0)]
-            shown = indices[:_MAX_LISTED]
-            parts = [
-                f"{idx} {_QP_REASONS.get(int(arr[idx]), f'info {int(arr[idx])}')}" for idx in shown
-            ]
-            if len(indices) > len(shown):
-                parts.append(f"... ({len(indices) - len(shown)} more)")
-            message = (
-                f"{len(indices)} of {max(arr.size, 1)} QPs could not be solved "
-                f"(batch index: reason): {'; '.join(parts)}. "
-                "fastkkt.solve_qp_ex returns per-element status instead of raising."
-            )
+            message = describe(
+                arr, QP_REASONS, "QP", "QPs",
+                "fastkkt.solve_qp_ex returns per-element status instead of raising.",
+            )  # fmt: skip
         super().__init__(arr, message)

@@ -19,20 +19,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from fastkkt import _api
-from fastkkt._api import (
-    _as_array,
-    _batch_shape,
-    _broadcast,
-    _check_mat,
-    _check_size,
-    _check_vec,
-    _compute_dtype,
-    _native,
-    _shape_str,
-)
+from fastkkt import _validate as v
 from fastkkt._dispatch import core
 from fastkkt._errors import QPError
+from fastkkt._threads import call_threads
 
 __all__ = ["QPSolution", "solve_qp", "solve_qp_ex"]
 
@@ -62,38 +52,123 @@ class QPSolution(NamedTuple):
     iterations: NDArray[np.int32]
 
 
-def _pair(a: Any, b: Any, na: str, nb: str) -> None:
-    if (a is None) != (b is None):
-        given, missing = (na, nb) if b is None else (nb, na)
-        raise ValueError(f"{given} was given without {missing}: pass both or neither")
+_FILL = {"A": 0.0, "c": 0.0, "G": 0.0, "h": 0.0, "lb": -np.inf, "ub": np.inf}
+_CONSTANTS: dict[tuple, np.ndarray] = {}
 
 
-def _bound(x: Any, name: str, n: int) -> tuple[np.ndarray, bool]:
-    """(array, weak): `x` as an array of shape () or (..., n); weak for Python scalars, which
-    do not take part in dtype promotion (as in NumPy)."""
-    weak = isinstance(x, numbers.Real) and not isinstance(x, np.generic)
-    a = _as_array(x, name)
-    if a.ndim > 0:
-        _check_vec(a, name, "(..., n) or a scalar", n, "n")
-    return a, weak
+def _constant(dtype: np.dtype, batch: tuple[int, ...], shape: tuple[int, ...], fill: float):
+    """A read-only array of `fill` of shape batch + shape (stride 0 along the batch), kept for
+    the next call: what the core gets for an absent operand (no rows of A or G, no bound)."""
+    key = (dtype.char, batch, shape, fill)
+    a = _CONSTANTS.get(key)
+    if a is None:
+        if len(_CONSTANTS) >= 64:
+            _CONSTANTS.clear()
+        base = np.full(shape, fill, dtype)
+        base.flags.writeable = False
+        a = _CONSTANTS[key] = np.broadcast_to(base, batch + shape) if batch else base
+    return a
 
 
-def _check_values(arrays: dict[str, np.ndarray]) -> None:
-    """ValueError for NaN anywhere, ±Inf in Q, q, A, c, G, −Inf in h and ub, +Inf in lb."""
-    for name, a in arrays.items():
-        if a.dtype.kind != "f" or a.size == 0:
+def _is_weak(x: Any) -> bool:
+    """Python scalars take no part in dtype promotion (as in NumPy)."""
+    return (
+        type(x) is not np.ndarray and isinstance(x, numbers.Real) and not isinstance(x, np.generic)
+    )
+
+
+_FLOATS = (np.dtype(np.float64), np.dtype(np.float32))
+
+
+def _ready(Q: Any, q: Any, others: dict[str, Any]) -> tuple[tuple[int, ...], int, int, int] | None:
+    """(batch, n, m, p) when every operand given is an aligned ndarray of one float dtype over
+    one batch shape with consistent sizes (A with c, G with h) — the common case, which needs
+    no conversion or broadcasting — else None (the general path then validates and reports)."""
+    if type(Q) is not np.ndarray or type(q) is not np.ndarray:
+        return None
+    dt, shape = Q.dtype, Q.shape
+    if dt not in _FLOATS or not 2 <= len(shape) <= v.MAX_BATCH_DIMS + 2:
+        return None
+    batch, n = shape[:-2], shape[-1]
+    if shape[-2] != n or q.dtype != dt or q.shape != (*batch, n):
+        return None
+    if not (Q.flags.aligned and q.flags.aligned):
+        return None
+    sizes = [0, 0]
+    for i, (mat, vec) in enumerate((("A", "c"), ("G", "h"))):
+        M, b = others[mat], others[vec]
+        if M is None and b is None:
             continue
-        if name in ("h", "ub"):
-            bad = np.isnan(a).any() or np.isneginf(a).any()
-            what = "NaN or -inf (+inf means no constraint)"
-        elif name == "lb":
-            bad = np.isnan(a).any() or np.isposinf(a).any()
-            what = "NaN or +inf (-inf means no bound)"
+        if type(M) is not np.ndarray or type(b) is not np.ndarray or M.dtype != dt:
+            return None
+        k = M.shape[-2] if M.ndim >= 2 else -1
+        if M.shape != (*batch, k, n) or b.shape != (*batch, k) or b.dtype != dt:
+            return None
+        if not (M.flags.aligned and b.flags.aligned):
+            return None
+        sizes[i] = k
+    for name in ("lb", "ub"):
+        b = others[name]
+        if b is not None and (
+            type(b) is not np.ndarray
+            or b.dtype != dt
+            or b.shape != (*batch, n)
+            or not b.flags.aligned
+        ):
+            return None
+    return batch, n, sizes[0], sizes[1]
+
+
+def prepare(
+    Q: Any, q: Any, others: dict[str, Any]
+) -> tuple[list[np.ndarray], np.dtype, tuple[int, ...], int, int, int]:
+    """The eight operands of the core (Q, q, A, c, G, h, lb, ub) in one float dtype over one
+    batch shape, after the checks of fastkkt._validate (the finiteness rules apart: the core
+    checks them, see `qp_value_error`); absent ones as constants. Returns (operands, dtype,
+    batch, n, m, p). `others` maps A, c, G, h, lb, ub to their values (None: absent)."""
+    ready = _ready(Q, q, others)
+    if ready is not None:  # nothing to convert or broadcast: skip the general path's overhead
+        batch, n, m, p = ready
+        dtype = Q.dtype
+        v.check_size(batch, n, m + p)
+        core_shapes = {"A": (0, n), "c": (0,), "G": (0, n), "h": (0,), "lb": (n,), "ub": (n,)}
+        ops = [Q, q]
+        for name, shape in core_shapes.items():
+            x = others[name]
+            ops.append(_constant(dtype, batch, shape, _FILL[name]) if x is None else x)
+        return ops, dtype, batch, n, m, p
+    v.check_pairs(others["A"], others["c"], others["G"], others["h"])
+    Qa, qa = v.as_array(Q, "Q"), v.as_array(q, "q")
+    arrays: dict[str, np.ndarray] = {}
+    dtypes = [Qa.dtype, qa.dtype]
+    for name, x in others.items():
+        if x is not None:
+            a = arrays[name] = v.as_array(x, name)
+            if not _is_weak(x):
+                dtypes.append(a.dtype)
+    shapes = {name: (arrays[name].shape if name in arrays else None) for name in _FILL}
+    batch, n, m, p = v.qp_shapes(Qa.shape, qa.shape, shapes)
+    dtype = v.compute_dtype(dtypes)
+    v.check_size(batch, n, m + p)
+    ops = [
+        v.broadcast(v.native(Qa, dtype), batch, 2),
+        v.broadcast(v.native(qa, dtype), batch, 1),
+    ]
+    core_shapes = {"A": (0, n), "c": (0,), "G": (0, n), "h": (0,), "lb": (n,), "ub": (n,)}
+    for (name, k), shape in zip(v.QP_OPERANDS, core_shapes.values()):
+        if name not in arrays:
+            ops.append(_constant(dtype, batch, shape, _FILL[name]))
+            continue
+        a = arrays[name]
+        if a.ndim == 0:  # a scalar bound: one value, broadcast over everything
+            value = v.native(a, dtype)
+            full = not batch and n <= 64
+            ops.append(
+                np.full((n,), value, dtype) if full else np.broadcast_to(value, batch + (n,))
+            )
         else:
-            bad = not np.isfinite(a).all()
-            what = "NaN or Inf"
-        if bad:
-            raise ValueError(f"{name} contains {what}; pass check_finite=False to skip this check")
+            ops.append(v.broadcast(v.native(a, dtype), batch, k))
+    return ops, dtype, batch, n, m, p
 
 
 def solve_qp_ex(
@@ -143,102 +218,47 @@ def solve_qp_ex(
     Raises ValueError for missing partners (A without c, …), shapes that do not match or
     broadcast, and invalid non-finite input; TypeError for complex or non-numeric input.
     """
-    _pair(A, c, "A", "c")
-    _pair(G, h, "G", "h")
-    Qa = _as_array(Q, "Q")
-    _check_mat(Qa, "Q", "(..., n, n)")
-    n = Qa.shape[-1]
-    if Qa.shape[-2] != n:
-        raise ValueError(f"Q must be square with shape (..., n, n), got shape {_shape_str(Qa)}")
-    qa = _as_array(q, "q")
-    _check_vec(qa, "q", "(..., n)", n, "n")
-    named: dict[str, tuple[np.ndarray, int]] = {"Q": (Qa, 2), "q": (qa, 1)}
-    strong = [Qa, qa]
-    if A is not None and c is not None:
-        Aa = _as_array(A, "A")
-        _check_mat(Aa, "A", "(..., m, n)")
-        if Aa.shape[-1] != n:
-            raise ValueError(
-                f"A must have shape (..., m, n) with n = {n} (from Q {_shape_str(Qa)}), "
-                f"got shape {_shape_str(Aa)}"
-            )
-        ca = _as_array(c, "c")  # type: ignore[arg-type]  # not None: checked with A above
-        _check_vec(ca, "c", "(..., m)", Aa.shape[-2], "m")
-        named.update(A=(Aa, 2), c=(ca, 1))
-        strong += [Aa, ca]
-    if G is not None and h is not None:
-        Ga = _as_array(G, "G")
-        _check_mat(Ga, "G", "(..., p, n)")
-        if Ga.shape[-1] != n:
-            raise ValueError(
-                f"G must have shape (..., p, n) with n = {n} (from Q {_shape_str(Qa)}), "
-                f"got shape {_shape_str(Ga)}"
-            )
-        ha = _as_array(h, "h")  # type: ignore[arg-type]  # not None: checked with G above
-        _check_vec(ha, "h", "(..., p)", Ga.shape[-2], "p")
-        named.update(G=(Ga, 2), h=(ha, 1))
-        strong += [Ga, ha]
-    bounds: dict[str, np.ndarray] = {}
-    for name, x in (("lb", lb), ("ub", ub)):
-        if x is None:
-            continue
-        a, weak = _bound(x, name, n)
-        bounds[name] = a
-        if a.ndim > 0:
-            named[name] = (a, 1)
-        if not weak:
-            strong.append(a)
-    dtype = _compute_dtype(*strong)
-    batch = _batch_shape(named)
-    m = named["A"][0].shape[-2] if "A" in named else 0
-    p = named["G"][0].shape[-2] if "G" in named else 0
-    _check_size(batch, n, m + p)
+    return _solve_qp_ex(Q, q, A, c, G, h, lb, ub, tol, max_iter, check_finite, False)[0]
+
+
+def _solve_qp_ex(
+    Q: ArrayLike,
+    q: ArrayLike,
+    A: ArrayLike | None,
+    c: ArrayLike | None,
+    G: ArrayLike | None,
+    h: ArrayLike | None,
+    lb: ArrayLike | None,
+    ub: ArrayLike | None,
+    tol: float | None,
+    max_iter: int,
+    check_finite: bool,
+    keep: bool,
+) -> tuple[QPSolution, np.ndarray | None, np.ndarray | None]:
+    """(`solve_qp_ex`'s result, active, factor): with `keep`, also what the backward pass of
+    the torch layer needs (cpp/include/fastkkt/qp_adjoint.hpp): the active set of its rule
+    (int8, (..., p + n + 1)) and the kept factorizations ((..., qp_factor_size(n, m, p))),
+    else None, None."""
+    others = {"A": A, "c": c, "G": G, "h": h, "lb": lb, "ub": ub}
+    ops, dtype, batch, n, m, p = prepare(Q, q, others)
     if tol is None:
         tol = DEFAULT_TOL[dtype]
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 < float(tol) < 1:
-        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral):
-        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}")
-    if not 0 <= int(max_iter) < 2**31:
-        raise ValueError(f"max_iter must be >= 0, got {max_iter}")
-    if check_finite:
-        _check_values({k: v for k, (v, _) in named.items()} | bounds)
-
-    def arg(name: str, k: int, default_shape: tuple[int, ...], fill: float) -> np.ndarray:
-        # broadcast only where needed (np.broadcast_to was ~40% of a small call's overhead)
-        if name in named:
-            a = _native(named[name][0], dtype)
-            return a if a.shape[: a.ndim - k] == batch else _broadcast(a, batch, k)
-        if name in bounds:  # a scalar bound: one value, broadcast over everything
-            value = _native(bounds[name], dtype)
-            if not batch and n <= 64:
-                return np.full((n,), value, dtype)
-            return np.broadcast_to(value, batch + (n,))
-        if not batch:
-            return np.full(default_shape, fill, dtype)
-        return np.broadcast_to(np.full(default_shape, fill, dtype), batch + default_shape)
-
-    ops = (
-        arg("Q", 2, (n, n), 0.0),
-        arg("q", 1, (n,), 0.0),
-        arg("A", 2, (0, n), 0.0),
-        arg("c", 1, (0,), 0.0),
-        arg("G", 2, (0, n), 0.0),
-        arg("h", 1, (0,), 0.0),
-        arg("lb", 1, (n,), -np.inf),
-        arg("ub", 1, (n,), np.inf),
-    )
+    v.check_qp_options(tol, max_iter)
     z = np.empty(batch + (n,), dtype)
     lam = np.empty(batch + (m,), dtype)
     mu = np.empty(batch + (p,), dtype)
     nu = np.empty(batch + (n,), dtype)
     info = np.empty(batch, np.int32)
     iterations = np.empty(batch, np.int32)
-    core.solve_qp(
-        *ops, z, lam, mu, nu, info, iterations, None, float(tol), int(max_iter),
-        _api._call_threads(),
+    active = np.empty(batch + (p + n + 1,), np.int8) if keep else None
+    factor = np.empty(batch + (core.qp_factor_size(n, m, p),), dtype) if keep else None
+    bad = core.solve_qp(
+        *ops, z, lam, mu, nu, info, iterations, active, factor, float(tol), int(max_iter),
+        call_threads(), bool(check_finite),
     )  # fmt: skip
-    return QPSolution(z, lam, mu, nu, info, iterations)
+    if bad >= 0:  # the core's finiteness check refused operand `bad` (and solved nothing)
+        raise v.qp_value_error(v.QP_NAMES[bad])
+    return QPSolution(z, lam, mu, nu, info, iterations), active, factor
 
 
 def solve_qp(

@@ -9,33 +9,21 @@ with Lagrangian L = ½zᵀQz + qᵀz + λᵀ(Az − c) + μᵀ(Gz − h) + ν_ub
 the signed bound multiplier ν = ν_ub − ν_lb.
 
 Backward pass: implicit differentiation of the KKT conditions at the solution (Amos & Kolter,
-"OptNet", ICML 2017), restricted to the active set 𝒜. With the active rows G_𝒜 z = h_𝒜 and the
-active bounds z_j = b_j (b_j = ub_j or lb_j), the solution satisfies
-
-    Q z + q + Aᵀλ + G_𝒜ᵀμ_𝒜 + E_𝒜ᵀν_𝒜 = 0,   A z = c,   G_𝒜 z = h_𝒜,   E_𝒜 z = b_𝒜,
-
-(E_𝒜: rows of the identity), and the multipliers of the inactive constraints are zero and stay
-zero. Differentiating gives one symmetric system K dx = r in x = (z, λ, μ, ν),
-
-        [ Q    Aᵀ   G̃ᵀ    Ẽᵀ   ]
-    K = [ A    0    0     0    ],   G̃ = D_G G,  Ẽ = D_B,  D_G, D_B the 0/1 active masks,
-        [ G̃    0   D_G−I  0    ]
-        [ Ẽ    0    0    D_B−I ]
-
-(an inactive row i becomes the decoupled equation −dμᵢ = rᵢ: a fixed shape for every batch
-element whatever its active set, and −I keeps K symmetric). For a loss ℓ with incoming
-gradients g = (g_z, g_λ, g_μ, g_ν) (g_μ, g_ν taken on the active constraints only), one adjoint
-solve d = −K⁻¹g gives, by the signs of the Lagrangian above,
+"OptNet", ICML 2017), restricted to the active set, in C++ (cpp/include/fastkkt/qp_adjoint.hpp,
+whose opening comment has the mathematics): when a gradient may be asked for, the forward pass
+keeps each element's active set and the factorization of its equality KKT system that the
+solver's final active-set polish made; the backward pass is then one more solve per element
+with it (refined against the unregularized system) and the outer products
 
     ∂ℓ/∂q = d_z                   ∂ℓ/∂Q = ½(d_z zᵀ + z d_zᵀ)   (only sym(Q) enters)
     ∂ℓ/∂c = −d_λ                  ∂ℓ/∂A = d_λ zᵀ + λ d_zᵀ
     ∂ℓ/∂h = −D_G d_μ              ∂ℓ/∂G = D_G d_μ zᵀ + μ_𝒜 d_zᵀ
     ∂ℓ/∂ub_j = −d_ν,j  (j at its upper bound),  ∂ℓ/∂lb_j = −d_ν,j  (j at its lower bound),
 
-each summed over the batch dimensions along which its input was broadcast, and zero for
-elements that failed (info ≠ 0). (Derivation: with F(x, θ) = 0 the active KKT conditions,
-dℓ = gᵀdx = −gᵀK⁻¹ ∂F/∂θ dθ = dᵀ ∂F/∂θ dθ, and ∂F/∂θ dθ = (dQ z + dq + dAᵀλ + dGᵀμ,
-dA z − dc, dG_𝒜 z − dh_𝒜, −db_𝒜).)
+for the adjoint d = −K⁻¹g of the active KKT matrix K and the incoming gradients g of
+(z, λ, μ, ν), summed over the batch dimensions along which each input was broadcast (in a
+fixed order: bitwise identical for any thread count), with the GIL released and no Python per
+element. Failed elements (info ≠ 0) contribute exactly zero.
 
 The active-set rule, applied to the returned solution (so it is deterministic, and what it
 decides is what the forward pass returned):
@@ -50,53 +38,50 @@ decides is what the forward pass returned):
   when νⱼ < 0 (the bound that holds z there: it is then exactly ∂zⱼ/∂b on the feasible side).
 - where the active constraints are linearly dependent or Q is singular on their null space
   (degenerate points, where z or the multipliers are not differentiable), K is singular: when
-  its LU factorization meets a zero pivot or gives a non-finite result, the adjoint system is
-  solved in the least-squares sense (minimum norm, LAPACK gelsd): finite and deterministic. (A
-  K singular only up to rounding can still give large finite gradients there.)
-
-The system actually solved is an equivalent smaller one: active bounds eliminated, active rows
-and free coordinates sorted to the front and cut at the batch's largest counts (see
-`_qp_adjoint_impl`), one batched LU (torch.linalg.solve_ex) for the whole batch.
+  the refined solve does not reach a small residual, the adjoint system is solved in the
+  least-squares sense (minimum norm, a complete orthogonal decomposition): finite and
+  deterministic. (A K singular only up to rounding can still give large finite gradients
+  there.)
 
 Operators (torch.library, with fake implementations, so ``torch.compile(fullgraph=True)``
-traces them): ``fastkkt::qp_solve`` (the forward, `fastkkt.solve_qp_ex`) and
-``fastkkt::qp_adjoint`` (the adjoint solve above); the outer products are torch operations.
+traces them): ``fastkkt::qp_solve`` (the forward, `fastkkt.solve_qp_ex`, plus the kept active
+set and factorizations when its `keep` flag is set; the no-grad forward keeps nothing) and
+``fastkkt::qp_adjoint`` (the adjoint solve and the gradients above).
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
 from typing import Any, Union
 
 import numpy as np
 import torch
 
-from fastkkt import _api, _qp
+from fastkkt import _qp
+from fastkkt import _validate as v
 from fastkkt._errors import QPError
 from fastkkt._qp import QPSolution
+from fastkkt._threads import call_threads
+from fastkkt._torch_common import Function, np_view, prepare, traced
 
 __all__ = ["solve_qp", "solve_qp_ex"]
 
 TensorLike = Union[torch.Tensor, np.ndarray, Sequence[Any], float, int]
 Tensor = torch.Tensor
-_NAMES = ("Q", "q", "A", "c", "G", "h", "lb", "ub")
-_INTS = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-
-
-def _arr(t: Tensor) -> np.ndarray:
-    """A NumPy view of a CPU tensor (shares memory, also for expanded stride-0 tensors)."""
-    t = t.detach()
-    return (t.resolve_neg() if t.is_neg() else t).numpy()
 
 
 def _np(t: Tensor | None) -> np.ndarray | None:
-    return None if t is None else _arr(t)
+    return None if t is None else np_view(t)
 
 
 # --------------------------------------------------------------------------------------------
 # the forward operator
+
+
+def _factor_size(n: Any, m: Any, p: Any) -> Any:
+    """Entries per element of a kept factorization (the core's qp_factor_size; SymInts too)."""
+    s = torch.sym_min(2 * n, n + m + p)
+    return (s * s + s) // 2
 
 
 def _qp_solve_impl(
@@ -112,16 +97,26 @@ def _qp_solve_impl(
     max_iter: int,
     check_finite: bool,
     check_errors: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(z, lam, mu, nu, info, iterations) = ``fastkkt.solve_qp_ex`` on the tensors' data;
-    with `check_errors`, QPError for failed elements (as ``fastkkt.solve_qp``)."""
-    sol = _qp.solve_qp_ex(
-        _arr(Q), _arr(q), A=_np(A), c=_np(c), G=_np(G), h=_np(h), lb=_np(lb), ub=_np(ub),
-        tol=tol, max_iter=max_iter, check_finite=check_finite,
+    keep: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(z, lam, mu, nu, info, iterations) = ``fastkkt.solve_qp_ex`` on the tensors' data, then
+    (active, factor): with `keep`, the active set and kept factorizations the backward pass
+    uses (int8 (..., p + n + 1) and (..., _factor_size(n, m, p)); see qp_adjoint.hpp), else
+    empty (..., 0) tensors. With `check_errors`, QPError for failed elements (as
+    ``fastkkt.solve_qp``)."""
+    sol, active, factor = _qp._solve_qp_ex(
+        np_view(Q), np_view(q), _np(A), _np(c), _np(G), _np(h), _np(lb), _np(ub),
+        tol, max_iter, check_finite, keep,
     )  # fmt: skip
     if check_errors and sol.info.any():
         raise QPError(sol.info)
-    return tuple(torch.from_numpy(x) for x in sol)  # type: ignore[return-value]
+    out = [torch.from_numpy(x) for x in sol]
+    if active is None or factor is None:
+        empty = sol.info.shape + (0,)
+        out += [torch.empty(empty, dtype=torch.int8), torch.empty(empty, dtype=out[0].dtype)]
+    else:
+        out += [torch.from_numpy(active), torch.from_numpy(factor)]
+    return tuple(out)  # type: ignore[return-value]
 
 
 _qp_solve = torch.library.custom_op("fastkkt::qp_solve", mutates_args=(), device_types="cpu")(
@@ -142,7 +137,7 @@ def _batch(Q: Tensor, q: Tensor, *rest: Tensor | None) -> tuple[tuple, Any, Any,
 
 
 @_qp_solve.register_fake
-def _qp_solve_fake(Q, q, A, c, G, h, lb, ub, tol, max_iter, check_finite, check_errors):  # type: ignore[no-untyped-def]
+def _qp_solve_fake(Q, q, A, c, G, h, lb, ub, tol, max_iter, check_finite, check_errors, keep=False):  # type: ignore[no-untyped-def]
     batch, n, m, p = _batch(Q, q, A, c, G, h, lb, ub)
     info = Q.new_empty(batch, dtype=torch.int32)
     return (
@@ -152,6 +147,8 @@ def _qp_solve_fake(Q, q, A, c, G, h, lb, ub, tol, max_iter, check_finite, check_
         Q.new_empty((*batch, n)),
         info,
         torch.empty_like(info),
+        Q.new_empty((*batch, p + n + 1 if keep else 0), dtype=torch.int8),
+        Q.new_empty((*batch, _factor_size(n, m, p) if keep else 0)),
     )
 
 
@@ -161,7 +158,9 @@ def _qp_solve_fake(Q, q, A, c, G, h, lb, ub, tol, max_iter, check_finite, check_
 
 def _qp_adjoint_impl(
     Q: Tensor,
+    q: Tensor,
     A: Tensor | None,
+    c: Tensor | None,
     G: Tensor | None,
     h: Tensor | None,
     lb: Tensor | None,
@@ -169,134 +168,40 @@ def _qp_adjoint_impl(
     z: Tensor,
     lam: Tensor,
     mu: Tensor,
-    nu: Tensor,
     info: Tensor,
-    gz: Tensor,
-    glam: Tensor,
-    gmu: Tensor,
-    gnu: Tensor,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(d_z, d_λ, D_G d_μ, d_ν on upper-active, d_ν on lower-active, μ_𝒜): the adjoint solve
-    d = −K⁻¹g of the module docstring, for the active set of its rule; zero for failed
-    elements. All outputs have the batch shape of `info`.
-
-    The system solved is smaller than K but equivalent: (1) the active bounds are eliminated —
-    their rows say d_zⱼ = r_νⱼ, so those coordinates become identity rows with known values
-    moved to the right-hand side, and d_νⱼ is read off row zⱼ afterwards; (2) each element's
-    active rows of G are moved to the front (a stable sort) and the system is cut after the
-    most active rows of any element, k = max |𝒜_G|, the rest of each element's k slots being
-    the decoupled −dμ = 0 rows; (3) likewise the free coordinates are sorted to the front and
-    the system cut after n_f = the most free coordinates of any element. Size n_f + m + k
-    instead of 2n + m + p; one batched LU (svm: 570 → 59).
-    """
-    batch, n, m, p = tuple(info.shape), z.shape[-1], lam.shape[-1], mu.shape[-1]
-    dt = z.dtype
-    B = math.prod(batch)
-    ok = (info == 0).reshape(B)
-    all_ok = bool(ok.all())
-    okc = ok[:, None]
-    zf = z.reshape(B, n)
-    muf = mu.reshape(B, p)
-    nuf = nu.reshape(B, n)
-    if not all_ok:
-        zf, muf, nuf = (torch.where(okc, x, 0) for x in (zf, muf, nuf))
-    Qe = Q.expand(*batch, n, n).reshape(B, n, n)
-    Qs = 0.5 * (Qe + Qe.mT)
-    Ae = A.expand(*batch, m, n).reshape(B, m, n) if m else z.new_zeros((B, 0, n))  # type: ignore[union-attr]
-    # active rows of G, gathered to the front
-    act_g = torch.zeros((B, p), dtype=torch.bool)
-    k = 0
-    if p:
-        Ge = G.expand(*batch, p, n).reshape(B, p, n)  # type: ignore[union-attr]
-        he = h.expand(*batch, p).reshape(B, p)  # type: ignore[union-attr]
-        slack = he - (Ge @ zf.unsqueeze(-1)).squeeze(-1)
-        act_g = (muf > slack.clamp(min=0)) & okc
-        k = int(act_g.sum(1).max()) if B else 0
-    if k:
-        rows = torch.argsort((~act_g).to(torch.int8), dim=1, stable=True)[:, :k]
-        valid = act_g.gather(1, rows)
-        Gk = Ge.gather(1, rows.unsqueeze(-1).expand(B, k, n)) * valid.unsqueeze(-1).to(dt)
-    else:
-        rows = torch.zeros((B, 0), dtype=torch.int64)
-        valid = torch.zeros((B, 0), dtype=torch.bool)
-        Gk = z.new_zeros((B, 0, n))
-    C = torch.cat([Ae, Gk], dim=1)  # (B, m + k, n): the constraint rows kept
-    # active bounds
-    up = lo = torch.zeros((B, n), dtype=torch.bool)
-    if lb is not None or ub is not None:
-        inf = torch.tensor(math.inf, dtype=dt)
-        lbe = (lb if lb is not None else -inf).expand(*batch, n).reshape(B, n)
-        ube = (ub if ub is not None else inf).expand(*batch, n).reshape(B, n)
-        fixed = lbe == ube
-        up = ((nuf > (ube - zf).clamp(min=0)) | (fixed & (nuf >= 0))) & okc
-        lo = ((-nuf > (zf - lbe).clamp(min=0)) | (fixed & (nuf < 0))) & okc
-    act_b = up | lo
-    a = act_b.to(dt)
-    free = 1 - a
-    # right-hand sides: r_x = −(g_z, g_λ, g_μ on the kept active rows), r_ν = −g_ν (active)
-    gmu_k = gmu.reshape(B, p).gather(1, rows) * valid if k else gmu.new_zeros((B, 0))
-    rz, rc = -gz.reshape(B, n), -torch.cat([glam.reshape(B, m), gmu_k], dim=1)
-    fz = -gnu.reshape(B, n) * a  # the known d_z of the active coordinates
-    if not all_ok:
-        rz, rc, fz = (torch.where(okc, x, 0) for x in (rz, rc, fz))
-    # right-hand sides with the known d_z of the active coordinates moved over
-    rzf = free * (rz - (Qs @ fz.unsqueeze(-1)).squeeze(-1)) + fz
-    rcf = rc - (C @ fz.unsqueeze(-1)).squeeze(-1)
-    # the free coordinates first (a stable sort), the system cut after the most free
-    # coordinates of any element; the active ones left in that window are identity rows
-    nf = int((~act_b).sum(1).max()) if B else n
-    if nf < n:
-        cols = torch.argsort(act_b.to(torch.int8), dim=1, stable=True)[:, :nf]
-        Qc = Qs.gather(1, cols.unsqueeze(-1).expand(B, nf, n))
-        Qc = Qc.gather(2, cols.unsqueeze(1).expand(B, nf, nf))
-        Cc = C.gather(2, cols.unsqueeze(1).expand(B, m + k, nf))
-        fr, rzc = free.gather(1, cols), rzf.gather(1, cols)
-    else:
-        Qc, Cc, fr, rzc = Qs, C, free, rzf
-    N = nf + m + k
-    K = z.new_empty((B, N, N))
-    if bool(act_b.any()):
-        K[:, :nf, :nf] = Qc * (fr.unsqueeze(-1) * fr.unsqueeze(-2)) + torch.diag_embed(1 - fr)
-        Cf = Cc * fr.unsqueeze(1)
-    else:  # no active bound anywhere: nothing to mask
-        K[:, :nf, :nf] = Qc
-        Cf = Cc
-    K[:, nf:, :nf] = Cf
-    K[:, :nf, nf:] = Cf.mT
-    K[:, nf:, nf:] = torch.diag_embed(torch.cat([z.new_zeros((B, m)), valid.to(dt) - 1], dim=1))
-    if not all_ok:  # failed elements: an identity system (zero right-hand side)
-        K = torch.where(ok[:, None, None], K, torch.eye(N, dtype=dt))
-    rhs = torch.cat([rzc, rcf], dim=1)
-    if N:
-        d, linfo = torch.linalg.solve_ex(K, rhs.unsqueeze(-1))
-        d = d.squeeze(-1)
-        bad = (linfo != 0) | ~torch.isfinite(d).all(-1)
-    else:
-        d, bad = rhs, torch.zeros(B, dtype=torch.bool)
-    if bool(bad.any()):  # singular K (degenerate point): the minimum-norm solution
-        idx = bad.nonzero().squeeze(-1)
-        sol = torch.linalg.lstsq(
-            K[idx].to(torch.float64), rhs[idx].to(torch.float64).unsqueeze(-1), driver="gelsd"
-        )
-        d = d.index_copy(0, idx, sol.solution.squeeze(-1).to(dt))
-    if not all_ok:
-        d = torch.where(okc, d, 0)
-    dz = d[:, :nf] if nf == n else fz.scatter(1, cols, d[:, :nf])
-    dc = d[:, nf:]
-    # d_ν of the active coordinates from their stationarity rows
-    if bool(act_b.any()):
-        Hd = (Qs @ dz.unsqueeze(-1) + C.mT @ dc.unsqueeze(-1)).squeeze(-1)
-        dnu = a * (rz - Hd)
-    else:
-        dnu = torch.zeros_like(dz)
-    dlam = dc[:, :m]
-    dmu = z.new_zeros((B, p))
-    if k:
-        dmu = dmu.scatter(1, rows, dc[:, m:] * valid)
-    mu_act = muf * act_g
-    out = (dz, dlam, dmu, dnu * up, dnu * lo, mu_act)
-    shapes = (n, m, p, n, n, p)
-    return tuple(x.reshape(*batch, s).contiguous() for x, s in zip(out, shapes))  # type: ignore[return-value]
+    active: Tensor,
+    factor: Tensor,
+    gz: Tensor | None,
+    glam: Tensor | None,
+    gmu: Tensor | None,
+    gnu: Tensor | None,
+    need: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The gradients of (Q, q, A, c, G, h, lb, ub), each of its input's shape (summed over
+    the dimensions along which it was broadcast), for the inputs whose bit is set in `need`
+    (bit i: input i); an empty tensor for the others. The C++ adjoint (qp_adjoint.hpp): one
+    solve per element with the factorization the forward pass kept, zero for failed elements,
+    the GIL released."""
+    inputs = (Q, q, A, c, G, h, lb, ub)
+    n = z.shape[-1]
+    outs: list[Tensor | None] = []
+    for i, t in enumerate(inputs):
+        if t is not None and (need >> i) & 1:
+            outs.append(torch.empty((n,) if t.dim() == 0 else t.shape, dtype=z.dtype))
+        else:
+            outs.append(None)
+    _qp.core.qp_adjoint(
+        np_view(Q), _np(A), _np(G), np_view(z), np_view(lam), np_view(mu), np_view(info),
+        np_view(active), np_view(factor), _np(gz), _np(glam), _np(gmu), _np(gnu),
+        *(_np(o) for o in outs), call_threads(),
+    )  # fmt: skip
+    res = []
+    for t, o in zip(inputs, outs):
+        if o is None:
+            res.append(z.new_empty(0))
+        else:
+            res.append(o.sum() if t is not None and t.dim() == 0 else o)  # a scalar bound
+    return tuple(res)  # type: ignore[return-value]
 
 
 _qp_adjoint = torch.library.custom_op("fastkkt::qp_adjoint", mutates_args=(), device_types="cpu")(
@@ -305,14 +210,11 @@ _qp_adjoint = torch.library.custom_op("fastkkt::qp_adjoint", mutates_args=(), de
 
 
 @_qp_adjoint.register_fake
-def _qp_adjoint_fake(Q, A, G, h, lb, ub, z, lam, mu, nu, info, gz, glam, gmu, gnu):  # type: ignore[no-untyped-def]
-    return (
-        torch.empty_like(z),
-        torch.empty_like(lam),
-        torch.empty_like(mu),
-        torch.empty_like(z),
-        torch.empty_like(z),
-        torch.empty_like(mu),
+def _qp_adjoint_fake(Q, q, A, c, G, h, lb, ub, z, lam, mu, info, active, factor, *g_need):  # type: ignore[no-untyped-def]
+    need = g_need[-1]
+    return tuple(
+        z.new_empty(t.shape) if t is not None and (need >> i) & 1 else z.new_empty(0)
+        for i, t in enumerate((Q, q, A, c, G, h, lb, ub))
     )
 
 
@@ -321,65 +223,30 @@ def _qp_adjoint_fake(Q, A, G, h, lb, ub, z, lam, mu, nu, info, gz, glam, gmu, gn
 
 
 def _setup(ctx: Any, inputs: tuple, output: tuple) -> None:
-    Q, q, A, c, G, h, lb, ub = inputs[:8]
-    z, lam, mu, nu, info, _ = output
-    ctx.save_for_backward(Q, A, G, h, lb, ub, z, lam, mu, nu, info)
-    ctx.shapes = [None if t is None else tuple(t.shape) for t in (Q, q, A, c, G, h, lb, ub)]
+    z, lam, mu, _nu, info, _, active, factor = output
+    ctx.save_for_backward(*inputs[:8], z, lam, mu, info, active, factor)
     ctx.set_materialize_grads(False)
 
 
-def _outer(u: Tensor, v: Tensor, target: tuple) -> Tensor:
-    """Σ over the broadcast batch dimensions of u vᵀ, shape `target` = (*tb, k, l)."""
-    batch = tuple(u.shape[:-1])
-    tb = tuple(target[:-2])
-    if math.prod(tb) == math.prod(batch):
-        return (u.unsqueeze(-1) * v.unsqueeze(-2)).reshape(target)
-    if len(tb) == 0 or math.prod(tb) == 1:
-        return (u.reshape(-1, u.shape[-1]).mT @ v.reshape(-1, v.shape[-1])).reshape(target)
-    return (u.unsqueeze(-1) * v.unsqueeze(-2)).sum_to_size(target)
-
-
 def _backward(ctx: Any, gz: Any, glam: Any, gmu: Any, gnu: Any, *_: Any) -> tuple:
-    Q, A, G, h, lb, ub, z, lam, mu, nu, info = ctx.saved_tensors
     need = ctx.needs_input_grad[:8]
     grads: list[Any] = [None] * len(ctx.needs_input_grad)
     if not any(need):
         return tuple(grads)
-    gz = torch.zeros_like(z) if gz is None else gz
-    glam = torch.zeros_like(lam) if glam is None else glam
-    gmu = torch.zeros_like(mu) if gmu is None else gmu
-    gnu = torch.zeros_like(nu) if gnu is None else gnu
-    op = torch.ops.fastkkt.qp_adjoint if _traced(z) else _qp_adjoint_impl
-    dz, dlam, dmu, dnu_up, dnu_lo, mu_act = op(
-        Q, A, G, h, lb, ub, z, lam, mu, nu, info, gz, glam, gmu, gnu
-    )
-    ok = (info == 0).unsqueeze(-1)
-    zf = torch.where(ok, z, 0)
-    sQ, sq, sA, sc, sG, sh, slb, sub = ctx.shapes
-    if need[0]:
-        grads[0] = 0.5 * (_outer(dz, zf, sQ) + _outer(zf, dz, sQ))
-    if need[1]:
-        grads[1] = dz.sum_to_size(sq)
-    if need[2]:
-        lamf = torch.where(ok, lam, 0)
-        grads[2] = _outer(dlam, zf, sA) + _outer(lamf, dz, sA)
-    if need[3]:
-        grads[3] = (-dlam).sum_to_size(sc)
-    if need[4]:
-        grads[4] = _outer(dmu, zf, sG) + _outer(mu_act, dz, sG)
-    if need[5]:
-        grads[5] = (-dmu).sum_to_size(sh)
-    if need[6]:
-        grads[6] = (-dnu_lo).sum_to_size(slb)
-    if need[7]:
-        grads[7] = (-dnu_up).sum_to_size(sub)
+    saved = ctx.saved_tensors
+    mask = sum(1 << i for i, x in enumerate(need) if x)
+    op = torch.ops.fastkkt.qp_adjoint if traced(saved[8]) else _qp_adjoint_impl
+    out = op(*saved, gz, glam, gmu, gnu, mask)
+    for i in range(8):
+        if need[i]:
+            grads[i] = out[i]
     return tuple(grads)
 
 
 _qp_solve.register_autograd(_backward, setup_context=_setup)
 
 
-class _Solve(torch.autograd.Function):
+class _Solve(Function):
     """``fastkkt::qp_solve`` for eager calls (without the dispatcher's Python hops)."""
 
     @staticmethod
@@ -389,84 +256,30 @@ class _Solve(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
         _setup(ctx, inputs, output)
-        ctx.mark_non_differentiable(output[4], output[5])
+        ctx.mark_non_differentiable(*output[4:])
 
     backward = staticmethod(_backward)  # type: ignore[assignment]
-
-
-def _traced(probe: Tensor) -> bool:
-    """Whether a tracer records this call (torch.compile's fake tensors, torch.jit.trace)."""
-    return (
-        torch.compiler.is_compiling() or type(probe) is not torch.Tensor or torch.jit.is_tracing()
-    )
 
 
 # --------------------------------------------------------------------------------------------
 # public functions
 
 
-def _tensor(x: Any, name: str) -> Tensor:
-    """`x` as a tensor; non-tensors through NumPy (a list of Python floats is float64)."""
-    if isinstance(x, torch.Tensor):
-        return x
-    a = _api._as_array(x, name)
-    if any(s < 0 for s in a.strides) or not a.dtype.isnative or not a.flags.writeable:
-        a = np.array(a, dtype=a.dtype.newbyteorder("="))
-    return torch.from_numpy(a)
-
-
-def _prepare(args: dict[str, Any]) -> tuple[list[Tensor | None], torch.dtype]:
-    """Tensors of one compute dtype, chosen as the NumPy API does: float32 if every input
-    (Python scalars for lb/ub excepted: they are weak, as in NumPy) is a float of at most 32
-    bits, else float64. The casts are differentiable, so gradients come back in each input's
-    dtype."""
-    ts: dict[str, Any] = {}
-    strong: list[Tensor] = []
-    for name in _NAMES:
-        x = args[name]
-        if x is None or (isinstance(x, numbers.Real) and not isinstance(x, np.generic)):
-            ts[name] = x  # absent, or a weak Python scalar: made in the compute dtype below
-            continue
-        t = _tensor(x, name)
-        if t.device.type != "cpu":
-            raise NotImplementedError(
-                f"{name} is on device {t.device}: fastkkt.torch supports CPU tensors only "
-                "(CUDA is not supported yet); move the inputs with .cpu()"
-            )
-        if t.is_complex() or not (t.is_floating_point() or t.dtype in _INTS):
-            raise TypeError(
-                f"{name} has dtype {t.dtype}; fastkkt solves real problems in float32 or float64"
-            )
-        ts[name] = t
-        strong.append(t)
-    small = all(t.is_floating_point() and t.element_size() <= 4 for t in strong)
-    dtype = torch.float32 if small else torch.float64
-    out: list[Tensor | None] = []
-    for t in ts.values():
-        if t is None or isinstance(t, torch.Tensor):
-            out.append(t if t is None or t.dtype == dtype else t.to(dtype))
-        else:
-            out.append(torch.tensor(float(t), dtype=dtype))
-    return out, dtype
-
-
 def _call(
     args: dict[str, Any], tol: float | None, max_iter: int, check_finite: bool, check: bool
 ) -> tuple:
-    ts, dtype = _prepare(args)
+    ts, dtype = prepare(args, weak=("lb", "ub"))
     if tol is None:
         tol = _qp.DEFAULT_TOL[np.dtype(np.float32 if dtype == torch.float32 else np.float64)]
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
-        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral):
-        raise TypeError(f"max_iter must be an int, got {type(max_iter).__name__}")
-    extra = (float(tol), int(max_iter), bool(check_finite), check)
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return torch.ops.fastkkt.qp_solve(*ts, *extra)
+    v.check_qp_options(tol, max_iter)
+    # the factorizations are kept (for the backward pass) only when a gradient may be asked for
     grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ts)
+    extra = (float(tol), int(max_iter), bool(check_finite), check, grad)
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return torch.ops.fastkkt.qp_solve(*ts, *extra)[:6]
     if grad:
-        return _Solve.apply(*ts, *extra)
-    return _qp_solve_impl(*ts, *extra)  # type: ignore[arg-type]
+        return _Solve.apply(*ts, *extra)[:6]
+    return _qp_solve_impl(*ts, *extra)[:6]  # type: ignore[arg-type]
 
 
 def solve_qp_ex(

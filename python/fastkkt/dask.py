@@ -46,12 +46,12 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 import fastkkt
-from fastkkt import _api
+from fastkkt import _validate as v
+from fastkkt._kkt import raise_failed
 
 __all__ = ["solve", "solve_ex", "solve_qp", "solve_qp_ex"]
 
 _CORE_NDIM = {"Q": 2, "q": 1, "A": 2, "c": 1, "G": 2, "h": 1}
-_PARTNERS = (("A", "c"), ("G", "h"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,7 +190,7 @@ def _after(value: Any, _check: None) -> Any:
 
 
 def _raise_kkt(info: np.ndarray) -> None:
-    _api._raise_kkt(info)
+    raise_failed(info)
 
 
 def _raise_qp(info: np.ndarray) -> None:
@@ -291,9 +291,9 @@ def _kkt_operands(Q: Any, q: Any, A: Any, c: Any) -> tuple[list[_Operand], tuple
     ops = [_Operand(k, x, _CORE_NDIM[k]) for k, x in zip("QqAc", (Q, q, A, c))]
     Qs, qs, As, cs = (op.stub for op in ops)
     # the NumPy API's own checks (ranks, n and m, dtypes), on zero-memory stand-ins
-    _, _, n, m = _api._prepare_qa(Qs, As)
-    _api._prepare_qc(qs, cs, n, m)
-    batch = _api._batch_shape({op.name: (op.stub, op.core) for op in ops})
+    for op in ops:
+        v.as_array(op.stub, op.name)
+    batch, _, _ = v.kkt_shapes(Qs.shape, qs.shape, As.shape, cs.shape)
     return ops, batch
 
 
@@ -348,10 +348,7 @@ def _qp_operands(
     """The operands (scalar bounds apart: they pass through as they are, so that a Python
     scalar stays out of dtype promotion as in NumPy) and the batch shape, after the checks of
     fastkkt.solve_qp_ex in its order and words, on zero-memory stand-ins."""
-    for a, b in _PARTNERS:
-        if (arrays.get(a) is None) != (arrays.get(b) is None):
-            given, missing = (a, b) if arrays.get(a) is not None else (b, a)
-            raise ValueError(f"{given} was given without {missing}: pass both or neither")
+    v.check_pairs(*(arrays.get(k) for k in ("A", "c", "G", "h")))
     ops = {"Q": _Operand("Q", Q, 2), "q": _Operand("q", q, 1)}
     scalars: dict[str, Any] = {}
     for k in ("A", "c", "G", "h", "lb", "ub"):
@@ -362,27 +359,9 @@ def _qp_operands(
             scalars[k] = x
         else:
             ops[k] = _Operand(k, x, _CORE_NDIM.get(k, 1))
-    stub = {k: _api._as_array(op.stub, k) for k, op in ops.items()}
-    Qs = stub["Q"]
-    _api._check_mat(Qs, "Q", "(..., n, n)")
-    n = Qs.shape[-1]
-    if Qs.shape[-2] != n:
-        raise ValueError(f"Q must be square with shape (..., n, n), got shape {Qs.shape}")
-    _api._check_vec(stub["q"], "q", "(..., n)", n, "n")
-    for mat, vec, size in (("A", "c", "m"), ("G", "h", "p")):
-        if mat in stub:
-            M = stub[mat]
-            _api._check_mat(M, mat, f"(..., {size}, n)")
-            if M.shape[-1] != n:
-                raise ValueError(
-                    f"{mat} must have shape (..., {size}, n) with n = {n} (from Q {Qs.shape}), "
-                    f"got shape {M.shape}"
-                )
-            _api._check_vec(stub[vec], vec, f"(..., {size})", M.shape[-2], size)
-    for k in ("lb", "ub"):
-        if k in stub:
-            _api._check_vec(stub[k], k, "(..., n) or a scalar", n, "n")
-    batch = _api._batch_shape({k: (stub[k], op.core) for k, op in ops.items()})
+    stub = {k: v.as_array(op.stub, k) for k, op in ops.items()}
+    shapes = {k: (stub[k].shape if k in stub else None) for k in ("A", "c", "G", "h", "lb", "ub")}
+    batch, _, _, _ = v.qp_shapes(stub["Q"].shape, stub["q"].shape, shapes)
     return list(ops.values()), scalars, batch
 
 

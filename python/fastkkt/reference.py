@@ -37,6 +37,10 @@ import numpy as np
 
 from ._errors import KKTError, QPError
 from ._qp import QPSolution
+from ._status import DUAL_INFEASIBLE as QP_DUAL_INFEASIBLE
+from ._status import MAX_ITER as QP_MAX_ITER_REACHED
+from ._status import NOT_MINIMUM, QP_SOLVED, SINGULAR, SOLVED
+from ._status import PRIMAL_INFEASIBLE as QP_PRIMAL_INFEASIBLE
 from .testing import qp_kkt_residuals
 
 __all__ = ["QPError", "QPSolution", "solve", "solve_ex", "solve_qp", "solve_qp_ex"]
@@ -117,9 +121,9 @@ def solve_ex(
         tol = N * np.finfo(dtype).eps
         singular = np.abs(eig).min(axis=-1) <= tol * np.abs(eig).max(axis=-1)
         right_inertia = ((eig > 0).sum(axis=-1) == n) & ((eig < 0).sum(axis=-1) == m)
-        info[~right_inertia] = 2
-        info[singular] = 1
-        good = info == 0
+        info[~right_inertia] = NOT_MINIMUM
+        info[singular] = SINGULAR
+        good = info == SOLVED
         x[good] = np.linalg.solve(K[good], rhs[good][..., None])[..., 0]
 
     x = x.astype(dtype).reshape(*batch, N)
@@ -191,8 +195,6 @@ def solve(
 QP_TOL = {np.dtype(np.float64): 1e-8, np.dtype(np.float32): 1e-5}
 #: Default ``max_iter``.
 QP_MAX_ITER = 100
-
-QP_SOLVED, QP_PRIMAL_INFEASIBLE, QP_DUAL_INFEASIBLE, QP_MAX_ITER_REACHED = 0, 1, 2, 3
 
 
 def _qp_array(x: Any, name: str) -> np.ndarray:

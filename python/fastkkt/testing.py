@@ -12,11 +12,14 @@ from typing import Any, Union
 
 import numpy as np
 
+from fastkkt._status import DUAL_INFEASIBLE, MAX_ITER, PRIMAL_INFEASIBLE, QP_SOLVED
+
 __all__ = [
     "QP_CASES",
     "assert_allclose_normwise",
     "assert_qp_kkt",
     "clarabel_qp",
+    "failing_qp",
     "feasible_qp",
     "ill_conditioned_qp",
     "indefinite_qp",
@@ -69,6 +72,42 @@ def random_qp(batch: Batch, n: int, m: int, *, seed: int = 0, dtype: Any = np.fl
     """
     shape, arrays = _draw(batch, n, m, seed)
     Q, q, A, c = _shaped(shape, arrays[:4], dtype)
+    return Q, q, A, c
+
+
+def failing_qp(
+    batch: Batch,
+    n: int,
+    m: int,
+    failures: dict[Any, str],
+    *,
+    seed: int = 0,
+    dtype: Any = np.float64,
+) -> Problem:
+    """`random_qp` with chosen batch elements made to fail, the one generator of failing
+    batches for the tests. `failures` maps a batch index (an int for a 1-d batch, else a tuple)
+    to how it fails, with the status the contract gives it:
+
+    - ``"singular"`` (info 1): A's last row zero, so A has no full row rank (m ≥ 1); with
+      m = 0, Q = 0;
+    - ``"not_minimum"`` (info 2): Q negated, negative definite, so the KKT matrix is
+      nonsingular with the wrong inertia (needs n > m: a nonzero null space of A).
+
+    The other elements are exactly those of ``random_qp(batch, n, m, seed=seed)``.
+    """
+    Q, q, A, c = random_qp(batch, n, m, seed=seed, dtype=dtype)
+    for idx, how in failures.items():
+        if how == "singular":
+            if m:
+                A[idx][-1] = 0
+            else:
+                Q[idx][...] = 0
+        elif how == "not_minimum":
+            if n <= m:
+                raise ValueError(f"not_minimum needs n > m, got n = {n}, m = {m}")
+            Q[idx] = -Q[idx]
+        else:
+            raise ValueError(f"unknown failure {how!r}: 'singular' or 'not_minimum'")
     return Q, q, A, c
 
 
@@ -739,7 +778,7 @@ def clarabel_qp(
         "lam": np.full((*batch, m), np.nan),
         "mu": np.full((*batch, p), np.nan),
         "nu": np.full((*batch, n), np.nan),
-        "status": np.full(batch, 3, dtype=np.int32),
+        "status": np.full(batch, MAX_ITER, dtype=np.int32),
         "polished": np.zeros(batch, dtype=bool),
     }
     settings = clarabel.DefaultSettings()
@@ -748,15 +787,15 @@ def clarabel_qp(
     settings.tol_ktratio = min(settings.tol_ktratio, tol)
     settings.max_iter = 500
     statuses = {
-        clarabel.SolverStatus.Solved: 0,
-        clarabel.SolverStatus.PrimalInfeasible: 1,
-        clarabel.SolverStatus.DualInfeasible: 2,
+        clarabel.SolverStatus.Solved: QP_SOLVED,
+        clarabel.SolverStatus.PrimalInfeasible: PRIMAL_INFEASIBLE,
+        clarabel.SolverStatus.DualInfeasible: DUAL_INFEASIBLE,
     }
     eye = np.eye(n)
     for idx in np.ndindex(*batch):
         g_rows, u_rows, l_rows = np.isfinite(h[idx]), np.isfinite(ub[idx]), np.isfinite(lb[idx])
         if (lb[idx] > ub[idx]).any():
-            out["status"][idx] = 1
+            out["status"][idx] = PRIMAL_INFEASIBLE
             continue
         C = np.vstack([G[idx][g_rows], eye[u_rows], -eye[l_rows]])
         d = np.concatenate([h[idx][g_rows], ub[idx][u_rows], -lb[idx][l_rows]])
@@ -770,7 +809,7 @@ def clarabel_qp(
             settings,
         )
         sol = solver.solve()
-        out["status"][idx] = statuses.get(sol.status, 3)
+        out["status"][idx] = statuses.get(sol.status, MAX_ITER)
         if sol.status != clarabel.SolverStatus.Solved:
             continue
         z, y = np.array(sol.x), np.array(sol.z)

@@ -35,9 +35,16 @@ import numpy as np
 import torch
 from torch.autograd import forward_ad as fwAD
 
-from fastkkt import _api
+from fastkkt import _kkt
+from fastkkt import _validate as v
 from fastkkt._dispatch import core
-from fastkkt._validate import compute_itemsize, real_dtype_error
+from fastkkt._status import SOLVED
+from fastkkt._threads import call_threads
+from fastkkt._torch_common import Function as _Function
+from fastkkt._torch_common import functorch_active as _functorch_active
+from fastkkt._torch_common import np_view as _np
+from fastkkt._torch_common import prepare as _prepare_inputs
+from fastkkt._torch_common import traced as _traced
 
 __all__ = ["solve", "solve_ex", "solve_qp", "solve_qp_ex"]
 
@@ -48,20 +55,6 @@ if not hasattr(torch.library, "custom_op"):  # added in torch 2.4
 
 TensorLike = Union[torch.Tensor, np.ndarray, Sequence[Any], float, int]
 _Empty = (0,)
-
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    """A NumPy view of a CPU tensor (shares memory, also for expanded stride-0 tensors)."""
-    try:
-        t = t.detach()
-        return (t.resolve_neg() if t.is_neg() else t).numpy()  # real tensors: no conjugate bit
-    except RuntimeError as exc:  # a tensor without storage that no fastkkt rule unwrapped
-        raise NotImplementedError(
-            "fastkkt.torch got a tensor without data here: the transform in use is not "
-            "supported (torch.autograd.grad(is_grads_batched=True) and "
-            "torch.autograd.functional's vectorize=True use torch's legacy vmap); use "
-            f"torch.func (vmap, grad, jacrev, jacfwd, hessian) instead. ({exc})"
-        ) from exc
 
 
 def _record_size(N: Any) -> Any:
@@ -90,13 +83,14 @@ def _kkt_solve_impl(
     otherwise those two are empty.
     """
     Qn, qn, An, cn = _np(Q), _np(q), _np(A), _np(c)
-    batch, batch_qa, n, m = _shapes(Q.shape, q.shape, A.shape, c.shape)
+    # (_kkt.solve validates the shapes by the rules of fastkkt._validate)
+    batch, batch_qa, n, m = _shapes(Q.shape, q.shape, A.shape, c.shape) if keep else ((),) * 4
     if keep and math.prod(batch) > 0:
-        z, lam, info, F, _ = _api._solve_keep(Qn, qn, An, cn, check_finite, keep=True)
-        assert F is not None
-        kept = (F._records, F._info)
+        z, lam, info, kept_arrays, failed = _kkt.solve(Qn, qn, An, cn, check_finite, keep=True)
+        assert kept_arrays is not None
+        kept = kept_arrays
     else:
-        z, lam, info = _api.solve_ex(Qn, qn, An, cn, check_finite=check_finite)
+        z, lam, info, _, failed = _kkt.solve(Qn, qn, An, cn, check_finite, keep=False)
         if keep:  # an empty batch: nothing to factor, the backward pass solves nothing
             kept = (
                 np.zeros((*batch_qa, _record_size(n + m)), z.dtype),
@@ -104,8 +98,8 @@ def _kkt_solve_impl(
             )
         else:
             kept = (np.empty(_Empty, z.dtype), np.empty(_Empty, np.int32))
-    if check_errors:
-        _api._raise_kkt(info)
+    if check_errors and failed:
+        _kkt.raise_failed(info)
     return tuple(torch.from_numpy(x) for x in (z, lam, info, *kept))  # type: ignore[return-value]
 
 
@@ -127,34 +121,18 @@ def _kkt_solve_fake(Q, q, A, c, check_finite, check_errors, keep):  # type: igno
 
 
 def _shapes(*shapes: Sequence[Any]) -> tuple:
-    """(batch, batch of (Q, A), n, m) for the shapes of Q, q, A, c, validated by the NumPy
-    API's own checks when the shapes are concrete (on stride-0 dummy arrays: no memory is
-    touched)."""
-    sizes: list[tuple[Any, ...]] = [tuple(s) for s in shapes]
-    sQ, sq, sA, sc = sizes
-    if (  # the common case, checked cheaply: one batch shape, consistent n and m
-        len(sQ) >= 2
-        and all(isinstance(s, int) for shape in sizes for s in shape)
-        and sQ[-1] == sQ[-2]
-        and sA[:-2] == sQ[:-2]
-        and sA[-1:] == sq[-1:] == sQ[-1:]
-        and sq[:-1] == sc[:-1] == sQ[:-2]
-        and sc[-1:] == sA[-2:-1]
-    ):
-        batch, n, m = sQ[:-2], sQ[-1], sA[-2]
-        _api._check_size(batch, n, m)
-        return batch, batch, n, m
-    if all(isinstance(s, int) for shape in sizes for s in shape):
-        Qd, qd, Ad, cd = (np.broadcast_to(np.zeros((), np.float64), s) for s in sizes)
-        Qd, Ad, n, m = _api._prepare_qa(Qd, Ad)
-        qd, cd = _api._prepare_qc(qd, cd, n, m)
-        batch = _api._batch_shape({"Q": (Qd, 2), "q": (qd, 1), "A": (Ad, 2), "c": (cd, 1)})
-        _api._check_size(batch, n, m)
+    """(batch, batch of (Q, A), n, m) for the shapes of Q, q, A, c, validated by the rules of
+    fastkkt._validate when the shapes are concrete."""
+    sQ, sq, sA, sc = (tuple(s) for s in shapes)
+    if all(isinstance(s, int) for shape in (sQ, sq, sA, sc) for s in shape):
+        batch, n, m = v.kkt_shapes(sQ, sq, sA, sc)
+        v.check_size(batch, n, m)
+        if sQ[:-2] == sA[:-2] == batch:
+            return batch, batch, n, m
     else:  # symbolic shapes under torch.compile: the real kernel validates at run time
         n, m = sQ[-1], sA[-2]
-        batch = torch.broadcast_shapes(sQ[:-2], sq[:-1], sA[:-2], sc[:-1])
-    batch_qa = torch.broadcast_shapes(sQ[:-2], sA[:-2])
-    return tuple(batch), tuple(batch_qa), n, m
+        batch = tuple(torch.broadcast_shapes(sQ[:-2], sq[:-1], sA[:-2], sc[:-1]))
+    return batch, tuple(torch.broadcast_shapes(sQ[:-2], sA[:-2])), n, m
 
 
 def _kkt_solve_factored_impl(
@@ -174,8 +152,9 @@ def _kkt_solve_factored_impl(
         batch = torch.broadcast_shapes(records.shape[:-1], q.shape[:-1], c.shape[:-1])
         n, m = Q.shape[-1], A.shape[-2]
         return q.new_empty((*batch, n)), q.new_empty((*batch, m)), finfo.new_empty(batch)
-    F = _api.KKTFactorization._from_arrays(_np(Q), _np(A), _np(records), _np(finfo))
-    z, lam, info = F.solve_ex(_np(q), _np(c), check_finite=False)
+    z, lam, info = _kkt.solve_factored(
+        _np(records), _np(finfo), _np(Q), _np(A), _np(q), _np(c), check_finite=False
+    )
     return torch.from_numpy(z), torch.from_numpy(lam), torch.from_numpy(info)
 
 
@@ -220,8 +199,8 @@ def _kkt_backward_impl(
         core.backward(
             _np(records),
             _np(finfo),
-            _np(Q) if Q.shape[:-2] == batch else _api._broadcast(_np(Q), batch, 2),
-            _np(A) if A.shape[:-2] == batch else _api._broadcast(_np(A), batch, 2),
+            v.broadcast(_np(Q), batch, 2),
+            v.broadcast(_np(A), batch, 2),
             _np(gz),
             _np(-glam),
             _np(z.contiguous()),
@@ -231,7 +210,7 @@ def _kkt_backward_impl(
             gc,
             gQ if want_Q else None,
             gA if want_A else None,
-            _api.get_num_threads(),
+            call_threads(),
         )
     return tuple(torch.from_numpy(x) for x in (gq, gc, gQ, gA))  # type: ignore[return-value]
 
@@ -255,23 +234,11 @@ def _kkt_backward_fake(records, finfo, Q, A, z, lam, info, gz, glam, want_Q, wan
 # --------------------------------------------------------------------------------------------
 # routing: which form of an operator a call uses
 
-#: True while a torch.func transform (grad, vmap, jvp, jacrev, …) is active; its tensors are
-#: wrappers without storage, which only autograd.Function.apply (and its vmap rule) unwraps.
-_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: True)
-
-
-def _traced(probe: torch.Tensor) -> bool:
-    """Whether a tracer records this call (torch.compile / AOT autograd, whose tensors are
-    subclasses such as FakeTensor, or torch.jit.trace): it then calls the registered
-    operators, which the trace records, instead of their Python implementations."""
-    return torch.compiler.is_compiling() or type(probe) not in _PLAIN or torch.jit.is_tracing()
-
-
-_PLAIN = (torch.Tensor, torch.nn.Parameter)
-
 
 def _has_tangent(ts: Sequence[torch.Tensor]) -> bool:
     """Whether a forward-mode AD tangent (torch.autograd.forward_ad) rides on any of `ts`."""
+    if fwAD._current_level < 0:  # no dual level entered: no tangent anywhere
+        return False
     return any(fwAD.unpack_dual(t).tangent is not None for t in ts)
 
 
@@ -379,7 +346,7 @@ def _backward(ctx: Any, where: _Saved, gz: torch.Tensor | None, glam: torch.Tens
         dlam = -gc_full
         ok = None
     else:
-        ok = (info == 0).unsqueeze(-1)
+        ok = (info == SOLVED).unsqueeze(-1)
         if kept:  # d = −K⁻¹g = K⁻¹[−g_z; −g_λ], with the kept factorization
             dz, dlam, _ = _solve_factored(differentiable, records, finfo, Q, gz, A, -glam)
         else:  # factor K again (the raw operator called without keep)
@@ -390,7 +357,7 @@ def _backward(ctx: Any, where: _Saved, gz: torch.Tensor | None, glam: torch.Tens
         own_Q = own_A = False
     # Broadcast inputs: zero z and λ of the failed elements (NaN there), then sum over the batch.
     if (need_Q and not own_Q) or (need_A and not own_A):
-        ok = (info == 0).unsqueeze(-1) if ok is None else ok
+        ok = (info == SOLVED).unsqueeze(-1) if ok is None else ok
         z, lam = torch.where(ok, z, 0), torch.where(ok, lam, 0)
     if need_Q and not own_Q:
         gQ = _outer_sum([dz, z], [z, dz], batch, sQ[:-2]) * 0.5
@@ -453,7 +420,7 @@ def _jvp(ctx: Any, dQ: Any, dq: Any, dA: Any, dc: Any) -> tuple[torch.Tensor, to
     elements get zero tangents.
     """
     z, lam, info, records, finfo, Q, A = ctx.saved_tensors
-    ok = (info == 0).unsqueeze(-1)
+    ok = (info == SOLVED).unsqueeze(-1)
     z, lam = torch.where(ok, z, 0), torch.where(ok, lam, 0)
     rq, rc = torch.zeros_like(z), torch.zeros_like(lam)
     if dq is not None:
@@ -524,28 +491,6 @@ _kkt_solve_factored.register_vmap(_vmap_factored)
 # eager autograd.Functions: the same implementations and rules, without the dispatcher's
 # Python hops (about 0.1 ms a forward + backward); torch.func transforms go through them.
 
-try:  # what torch.autograd.Function.apply calls outside functorch transforms (torch 2.1–2.13)
-    from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead_wrappers
-
-    _FAST_APPLY = hasattr(torch._C, "_are_functorch_transforms_active")
-except ImportError:  # pragma: no cover - a torch that moved them: the ordinary apply
-    _FAST_APPLY = False
-
-
-class _Function(torch.autograd.Function):
-    """An autograd.Function whose apply skips the per-call ``inspect.signature`` binding of
-    default arguments that ``torch.autograd.Function.apply`` does when setup_context is
-    separate (our forwards have no defaults): the rest of what it does outside functorch
-    transforms, else the ordinary apply. Measured in benchmarks/test_bench_torch_apply.py
-    (the group compares both): a tenth of a forward + backward at n + m = 20."""
-
-    @classmethod
-    def apply(cls, *args: Any) -> Any:  # type: ignore[override]
-        if _FAST_APPLY and not _functorch_active():
-            base = super(torch.autograd.Function, cls)
-            return base.apply(*_unwrap_dead_wrappers(args))  # type: ignore[attr-defined]
-        return super().apply(*args)
-
 
 class _Solve(_Function):
     """``fastkkt::kkt_solve`` for eager calls."""
@@ -586,79 +531,10 @@ def _solve(differentiable: bool, *args: Any) -> tuple:
 # public functions
 
 
-def _torchable(x: Any) -> Any:
-    """An ndarray torch can wrap: a copy when it has negative strides, non-native byte order or
-    is read-only (torch rejects the first two and warns on the third; inputs are never
-    written, and the NumPy API accepts all three)."""
-    if isinstance(x, np.ndarray) and (
-        any(s < 0 for s in x.strides) or not x.dtype.isnative or not x.flags.writeable
-    ):
-        return np.array(x, dtype=x.dtype.newbyteorder("="))
-    return x
-
-
-_FLOAT_DTYPES = (torch.float64, torch.float32)
-
-
-def _tensor(x: Any, name: str) -> torch.Tensor:
-    """A non-tensor input as NumPy sees it (``numpy.asarray``: a list of floats is float64,
-    not torch's default dtype), wrapped without a copy where torch can."""
-    try:
-        a = np.asarray(x)
-    except Exception as exc:  # e.g. ragged nested lists
-        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
-    error = real_dtype_error(name, a.dtype)
-    if error is not None:
-        raise error
-    return torch.from_numpy(_torchable(a))
-
-
-def _check_tensor(t: torch.Tensor, name: str) -> None:
-    """Clear errors for tensors fastkkt.torch cannot solve with, naming the argument."""
-    if t.is_nested:
-        raise TypeError(
-            f"{name} is a nested tensor; fastkkt.torch takes dense tensors with a common n "
-            "and m (pad with torch.nested.to_padded_tensor, or solve each size separately)"
-        )
-    if t.layout != torch.strided:
-        raise TypeError(
-            f"{name} has layout {t.layout}; fastkkt.torch takes dense (strided) tensors: "
-            "convert with .to_dense()"
-        )
-    if t.device.type != "cpu":
-        where = "a meta tensor (shapes without data)" if t.is_meta else f"on device {t.device}"
-        raise NotImplementedError(
-            f"{name} is {where}: fastkkt.torch computes on CPU tensors only; "
-            "pass CPU tensors (.cpu())"
-        )
-    if t.is_complex():
-        raise TypeError(
-            f"{name} has dtype {t.dtype}; fastkkt solves real problems in float32 or float64"
-        )
-
-
-def _kind(dtype: torch.dtype) -> str:
-    if dtype.is_floating_point:
-        return "f"
-    return "b" if dtype == torch.bool else "i"
-
-
-def _prepare(
-    args: tuple[TensorLike, ...],
-) -> tuple[list[torch.Tensor], torch.dtype]:
-    """Tensors of one compute dtype, as the NumPy API chooses it: NumPy's promotion of the
-    inputs' dtypes, rounded up to float32 or float64 (`fastkkt._validate`: float32 with int8
-    or bool stays float32, integers alone become float64). The casts are differentiable, so
-    gradients come back in each input's own dtype."""
-    names = ("Q", "q", "A", "c")
-    ts = [x if isinstance(x, torch.Tensor) else _tensor(x, name) for x, name in zip(args, names)]
-    for name, t in zip(names, ts):
-        _check_tensor(t, name)
-    dtype = ts[0].dtype
-    if not (dtype in _FLOAT_DTYPES and all(t.dtype == dtype for t in ts)):  # mixed: promote
-        size = compute_itemsize((_kind(t.dtype), t.dtype.itemsize) for t in ts)
-        dtype = torch.float32 if size == 4 else torch.float64
-    return [t if t.dtype == dtype else t.to(dtype) for t in ts], dtype
+def _prepare(args: tuple[TensorLike, ...]) -> tuple[list[torch.Tensor], torch.dtype]:
+    """Q, q, A, c as CPU tensors of one compute dtype (`fastkkt._torch_common.prepare`)."""
+    ts, dtype = _prepare_inputs(dict(zip(("Q", "q", "A", "c"), args)))
+    return ts, dtype  # type: ignore[return-value]  # no None among them
 
 
 def _call(Q, q, A, c, check_finite: bool, check_errors: bool):  # type: ignore[no-untyped-def]

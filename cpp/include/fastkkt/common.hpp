@@ -32,20 +32,30 @@ namespace fastkkt {
 
 using index_t = std::int64_t;
 
-// Per-element status, as in the public API's `info`.
-enum Status : std::int32_t {
+// Per-element status codes, as in the public API's `info` (exported to Python once, by
+// module.cpp; fastkkt/_status.py reads them there). Two outcomes share the one int32 code space
+// of an `info` array: what the factorization found, and what the input check refused.
+//
+// Factorization outcome: the public `info` of solve_ex.
+enum FactorStatus : std::int32_t {
   kSolved = 0,      // solved; the point is the strict minimum
   kSingular = 1,    // K is (numerically) singular
   kNotMinimum = 2,  // K is nonsingular but its inertia is not (n, m): not a strict minimum
-  // Non-finite input (only when checking is on); the binding layer turns these into ValueError.
-  kNonFiniteQ = 3,
-  kNonFiniteq = 4,
-  kNonFiniteA = 5,
-  kNonFinitec = 6,
-  // A stored factorization that no factorization of this library wrote (a corrupted record);
-  // the binding layer turns it into ValueError. Checked before every solve with a record.
-  kInvalidRecord = 7,
 };
+// Input-check outcome (numbered after the factorization outcomes); the binding layer turns each
+// into ValueError, so these never reach a user's `info`.
+enum InputStatus : std::int32_t {
+  // Non-finite input (only when checking is on).
+  kNonFiniteQ = kNotMinimum + 1,
+  kNonFiniteq,
+  kNonFiniteA,
+  kNonFinitec,
+  // A stored factorization that no factorization of this library wrote (a corrupted record).
+  // Checked before every solve with a record.
+  kInvalidRecord,
+};
+// An element's code: a FactorStatus or an InputStatus.
+using Status = std::int32_t;
 
 template <class T>
 constexpr T eps() {

@@ -188,8 +188,8 @@ void pack_group(const Problem<T>& P, index_t b0, int cnt, Workspace<T>& ws, Stat
   for (int w = 0; w < W; ++w) {
     st[w] = P.check_finite && chkQ[w] != 0   ? kNonFiniteQ
             : P.check_finite && chkA[w] != 0 ? kNonFiniteA
-            : P.m > P.n && !P.D2.data        ? kSingular  // rank A ≤ n < m, no D₂
-                                             : kSolved;
+            : P.m > P.n && !P.D2.data        ? Status{kSingular}  // rank A ≤ n < m, no D₂
+                                             : Status{kSolved};
     scaled[w] = choose_scaling(qmax[w], amax[w], P.n + P.m).on;
   }
 }
@@ -271,7 +271,7 @@ void gather_rhs(const Problem<T>& P, index_t b0, int cnt, T* y, Status* rhs_st) 
       y[(n + k) * W + w] = cb[k * P.c.s0];
       fc &= static_cast<bool>(std::isfinite(y[(n + k) * W + w]));
     }
-    rhs_st[w] = !P.check_finite || (fq && fc) ? kSolved : (fq ? kNonFinitec : kNonFiniteq);
+    rhs_st[w] = !P.check_finite || (fq && fc) ? Status{kSolved} : (fq ? kNonFinitec : kNonFiniteq);
   }
 }
 

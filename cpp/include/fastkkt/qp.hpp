@@ -58,9 +58,10 @@
 // arithmetic is independent of the thread that runs it: results are bitwise identical for any
 // thread count, and one bad element cannot change the others.
 //
-// For an adjoint (backward) solve: `QPOutput::active` receives the final active set (the one
-// the polish used, or that of the IPM iterate), from which the KKT system of the solution can be
-// rebuilt and factored again (a polished solution's system is exactly that polish's).
+// For an adjoint (backward) solve (qp_adjoint.hpp): `QPOutput::active` receives the active set
+// of the documented rule applied to the returned solution, and `QPOutput::factor` (optional)
+// the polish's factorization of that active set's KKT system where the accepted polish used the
+// same set (the usual case), so that the backward pass is one more solve with it.
 #pragma once
 
 #include <omp.h>
@@ -73,6 +74,7 @@
 #include <vector>
 
 #include "fastkkt/kkt.hpp"
+#include "fastkkt/qp_adjoint.hpp"
 #include "fastkkt/qp_quasidefinite.hpp"
 #include "fastkkt/threads.hpp"
 
@@ -122,13 +124,16 @@ struct QPProblem {
 };
 
 // Outputs, C-contiguous over the batch: z (B×n), lam (B×m), mu (B×p), nu (B×n), info and
-// iterations (B); `active` (B×(p + n), optional): 1 for an active row of G, then per coordinate
-// −1 at its lower bound, +1 at its upper bound (fixed coordinates: +1), else 0.
+// iterations (B); `active` (B×(p + n + 1), optional): the active set of the adjoint's rule
+// (qp_adjoint.hpp adjoint_active_set; all 0 for a failed element) and the state byte, 1 where
+// `factor` (B×adjoint_factor_size(n, m, p), optional, needs `active`) holds the element's
+// kept factorization (qp_adjoint.hpp pack_factor), else 0.
 template <class T>
 struct QPOutput {
   T *z = nullptr, *lam = nullptr, *mu = nullptr, *nu = nullptr;
   std::int32_t *info = nullptr, *iterations = nullptr;
   std::int8_t* active = nullptr;
+  T* factor = nullptr;
 };
 
 template <class T>
@@ -160,6 +165,7 @@ struct QPWorkspace {
   Vec<T> az, alam, asg, amu, atl, anl, atu, anu;  // affine step
   Vec<T> rd, rp, rg, rl, ru, rcg, rcl, rcu, rhs1, rhs2;
   Vec<T> Qz, Atl, Gtm, Az, Gz, wg, GTw, tmp_n, tmp_p;
+  bool polished = false;  // the result is the accepted polish's (its factorization is in qd)
   // saved candidate (the last iterate that met the stopping rule)
   Vec<T> cz, clam, cmu, cnu;
   bool have_candidate = false;
@@ -716,7 +722,8 @@ bool ElementSolver<T>::polish() {
     if (a < 0) w.pnu[i] = std::min(w.pnu[i], T(0));
     if (a > 0) w.pnu[i] = std::max(w.pnu[i], T(0));
   }
-  return finish_full(w.pz, w.plam, w.pmu, w.pnu, true);
+  w.polished = finish_full(w.pz, w.plam, w.pmu, w.pnu, true);
+  return w.polished;
 }
 
 // Scatter a reduced-space point to the full problem (fixed coordinates at their value, their ν
@@ -930,12 +937,34 @@ void load_element(const QPProblem<T>& P, index_t b, QPWorkspace<T>& w) {
   for (index_t r = 0; r < p; ++r) w.hf[r] = h[r * P.h.s0];
 }
 
+// The adjoint's active set of a solved element into act (p + n + 1), and the polish's
+// factorization into out.factor when it is that set's (qp_adjoint.hpp).
+template <class T>
+void keep_adjoint_state(const QPOutput<T>& out, index_t b, QPWorkspace<T>& w, std::int8_t* act) {
+  const index_t n = w.n, m = w.m, p = w.p;
+  adjoint_active_set<T>(n, p, MatMap<T>(w.Gf.data(), p, n), w.hf.data(), w.lbf.data(), w.ubf.data(),
+                        out.z + b * n, out.mu + b * p, out.nu + b * n, act);
+  if (out.factor == nullptr || !w.polished) return;
+  // the polish's set, in full indices: rows R[Rp], free coordinates F[Fp]
+  index_t n1 = 0, pa = 0;
+  for (index_t j = 0; j < n; ++j) n1 += act[p + j] == 0 ? 1 : 0;
+  for (index_t r = 0; r < p; ++r) pa += act[r];
+  if (n1 != w.qd.n1 || m + pa != w.qd.k || m + pa > n1) return;
+  for (index_t r = 0; r < w.pr; ++r)
+    if ((w.act[r] != 0) != (act[w.R[r]] != 0)) return;
+  for (index_t j = 0; j < n; ++j)
+    if (w.posF[j] >= 0 && (w.act[w.pr + w.posF[j]] != 0) != (act[p + j] != 0)) return;
+  pack_factor(w.qd, out.factor + b * adjoint_factor_size(n, m, p));
+  act[p + n] = 1;
+}
+
 template <class T>
 void solve_one(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out, index_t b,
                QPWorkspace<T>& w) {
   const index_t n = P.n, m = P.m, p = P.p;
   load_element(P, b, w);
   ElementSolver<T> solver(w, S);
+  w.polished = false;
   int iters = 0;
   const QPStatus st = solver.run(iters);
   out.info[b] = st;
@@ -944,7 +973,7 @@ void solve_one(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>&
   T* lam = out.lam + b * m;
   T* mu = out.mu + b * p;
   T* nu = out.nu + b * n;
-  std::int8_t* act = out.active != nullptr ? out.active + b * (p + n) : nullptr;
+  std::int8_t* act = out.active != nullptr ? out.active + b * (p + n + 1) : nullptr;
   if (st == kQPSolved) {
     for (index_t j = 0; j < n; ++j) {
       z[j] = w.zo[j];
@@ -953,10 +982,7 @@ void solve_one(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>&
     for (index_t k = 0; k < m; ++k) lam[k] = w.lo[k];
     for (index_t r = 0; r < p; ++r) mu[r] = w.mo[r];
     if (act != nullptr) {
-      for (index_t r = 0; r < p; ++r) act[r] = 0;
-      for (index_t r = 0; r < w.pr; ++r) act[w.R[r]] = w.act[r];
-      for (index_t j = 0; j < n; ++j)
-        act[p + j] = w.posF[j] >= 0 ? w.act[w.pr + w.posF[j]] : std::int8_t(1);
+      keep_adjoint_state(out, b, w, act);
     }
   } else {
     const T nan = nan_value<T>();
@@ -964,7 +990,7 @@ void solve_one(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>&
     for (index_t k = 0; k < m; ++k) lam[k] = nan;
     for (index_t r = 0; r < p; ++r) mu[r] = nan;
     if (act != nullptr)
-      for (index_t r = 0; r < p + n; ++r) act[r] = 0;
+      for (index_t r = 0; r < p + n + 1; ++r) act[r] = 0;
   }
 }
 
