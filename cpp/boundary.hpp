@@ -1,4 +1,4 @@
-// What every Python boundary file (bindings.cpp, and any other that calls the core) shares:
+// What every Python boundary file (module.cpp, bindings_*.cpp) shares:
 // the dtype test and running the core with the GIL released. Python-aware, so outside
 // include/fastkkt (the core knows nothing about Python).
 #pragma once

@@ -20,6 +20,10 @@
 // checks the status, and where there is a solution, the residual of the solve against a known x;
 // and Q of order 2^−70 … 2^40 against A of order 1: solved once equilibrated (equilibrate.hpp).
 //
+// The general KKT matrix [[sym(Q) + D₁, Cᵀ], [C, −D₂]] (test_general): the drivers against a
+// known solution, and the same bits from the batch, one element at a time and a stored
+// factorization.
+//
 // Prints one line per failed check and a closing "N passed, N failed"; exits 1 on any failure.
 #include <cmath>
 #include <cstdint>
@@ -311,6 +315,109 @@ void test_edge_cases() {
   }
 }
 
+// --- the general KKT matrix [[sym(Q) + D₁, Cᵀ], [C, −D₂]] through the batch drivers ---
+
+// For B elements with their own Q, C, D₁ > 0, D₂ > 0 (a quasidefinite K: nonsingular for any C,
+// also with more rows of C than columns), solves K x = b with b = K x_true formed in double from
+// the blocks (independently of the library's assembly and residual): checks the status, the
+// error of x, that the batch (interleaved for small N, tiled for large) gives bitwise what each
+// element alone gives (one-problem path), and that factorize_batch + solve_factored_batch give
+// the same bits again. b is passed as given (negate_q = false).
+template <class T>
+void test_general(index_t n, index_t m, index_t B, std::uint64_t seed) {
+  const index_t N = n + m;
+  char where[96];
+  std::snprintf(where, sizeof where, "(%s, n=%lld, m=%lld, B=%lld)",
+                sizeof(T) == 8 ? "double" : "float", static_cast<long long>(n),
+                static_cast<long long>(m), static_cast<long long>(B));
+  Rng rng{seed};
+  std::vector<T> Q, C, D1, D2, rhs_top, rhs_bot;
+  std::vector<double> xt;
+  for (index_t b = 0; b < B; ++b) {
+    const Qa<T> p = random_problem<T>(n, m, seed + static_cast<std::uint64_t>(b));
+    Q.insert(Q.end(), p.Q.begin(), p.Q.end());
+    C.insert(C.end(), p.A.begin(), p.A.end());
+    for (index_t i = 0; i < n; ++i) D1.push_back(static_cast<T>(0.5 + 0.5 * rng.uniform()));
+    for (index_t k = 0; k < m; ++k) D2.push_back(static_cast<T>(0.5 + 0.5 * rng.uniform()));
+    for (index_t i = 0; i < N; ++i) xt.push_back(rng.uniform());
+  }
+  for (index_t b = 0; b < B; ++b) {  // b = K x_true in double
+    const T* Qb = &Q[b * n * n];
+    const T* Cb = &C[b * m * n];
+    const double* x = &xt[b * N];
+    for (index_t i = 0; i < n; ++i) {
+      double s = double(D1[b * n + i]) * x[i];
+      for (index_t j = 0; j < n; ++j)
+        s += 0.5 * (double(Qb[i * n + j]) + double(Qb[j * n + i])) * x[j];
+      for (index_t k = 0; k < m; ++k) s += double(Cb[k * n + i]) * x[n + k];
+      rhs_top.push_back(static_cast<T>(s));
+    }
+    for (index_t k = 0; k < m; ++k) {
+      double s = -double(D2[b * m + k]) * x[n + k];
+      for (index_t j = 0; j < n; ++j) s += double(Cb[k * n + j]) * x[j];
+      rhs_bot.push_back(static_cast<T>(s));
+    }
+  }
+  const auto problem = [&](index_t b0, index_t cnt) {
+    fastkkt::Problem<T> P;
+    P.batch.ndim = 1;
+    P.batch.shape[0] = cnt;
+    P.n = n;
+    P.m = m;
+    const auto view = [&](const std::vector<T>& v, index_t per, index_t s0, index_t s1) {
+      fastkkt::Strided<T> s;
+      s.data = v.data() + b0 * per;
+      s.bstride[0] = per;
+      s.s0 = s0;
+      s.s1 = s1;
+      return s;
+    };
+    P.Q = view(Q, n * n, n, 1);
+    P.A = view(C, m * n, n, 1);
+    P.D1 = view(D1, n, 1, 0);
+    P.D2 = view(D2, m, 1, 0);
+    P.q = view(rhs_top, n, 1, 0);
+    P.c = view(rhs_bot, m, 1, 0);
+    P.negate_q = false;
+    return P;
+  };
+  std::vector<T> z(static_cast<size_t>(B * n)), lam(static_cast<size_t>(B * m)), z1 = z, lam1 = lam,
+                                                                                 z2 = z, lam2 = lam;
+  std::vector<std::int32_t> info(static_cast<size_t>(B)), info1 = info, info2 = info;
+  fastkkt::WorkspacePool<T> pool;  // kept across the calls below
+  fastkkt::solve_batch(problem(0, B), z.data(), lam.data(), info.data(), 0, B, 2, {}, &pool);
+  for (index_t b = 0; b < B; ++b)
+    fastkkt::solve_batch(problem(b, 1), z1.data() + b * n, lam1.data() + b * m, info1.data() + b, 0,
+                         1, 1, {}, &pool);
+  std::vector<T> rec(static_cast<size_t>(B * fastkkt::record_size(N)));
+  std::vector<std::int32_t> finfo(static_cast<size_t>(B));
+  const auto P = problem(0, B);
+  fastkkt::factorize_batch(P, rec.data(), finfo.data(), 0, B, 1, &pool);
+  fastkkt::Strided<T> R;
+  R.data = rec.data();
+  R.bstride[0] = fastkkt::record_size(N);
+  R.s0 = 1;
+  fastkkt::Strided<std::int32_t> I;
+  I.data = finfo.data();
+  I.bstride[0] = 1;
+  fastkkt::solve_factored_batch(P, R, I, z2.data(), lam2.data(), info2.data(), 0, B, 1, &pool);
+  bool solved = true;
+  double err = 0;
+  for (index_t b = 0; b < B; ++b) {
+    solved &= info[b] == fastkkt::kSolved;
+    for (index_t i = 0; i < n; ++i)
+      err = std::max(err, std::abs(double(z[b * n + i]) - xt[b * N + i]));
+    for (index_t k = 0; k < m; ++k)
+      err = std::max(err, std::abs(double(lam[b * m + k]) - xt[b * N + n + k]));
+  }
+  check(solved, "general K: solved", where);
+  check(err < (sizeof(T) == 8 ? 1e-9 : 1e-2), "general K: x", where);
+  check(same_bits(z.data(), z1.data(), B * n) && same_bits(lam.data(), lam1.data(), B * m),
+        "general K: batch == one element at a time", where);
+  check(same_bits(z.data(), z2.data(), B * n) && same_bits(lam.data(), lam2.data(), B * m),
+        "general K: solve == factorize + solve", where);
+}
+
 template <class T>
 void run_all() {
   const index_t sizes[][2] = {{1, 0}, {3, 1}, {8, 2}, {16, 4}, {29, 7}, {64, 16}, {120, 40}};
@@ -319,6 +426,9 @@ void run_all() {
   const index_t big[][2] = {{150, 30}, {200, 60}, {300, 100}};
   for (const auto& s : big) test_tiled<T>(s[0], s[1], seed += 100);
   test_edge_cases<T>();
+  test_general<T>(12, 3, 19, seed += 100);
+  test_general<T>(4, 9, 11, seed += 100);  // more rows of C than columns: D₂ keeps K regular
+  test_general<T>(170, 30, 2, seed += 100);
 }
 
 }  // namespace

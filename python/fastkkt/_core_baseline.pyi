@@ -1,4 +1,4 @@
-"""Type stub for the compiled core (cpp/bindings.cpp); the same for every ISA variant.
+"""Type stub for the compiled core (cpp/module.cpp and what it registers), every ISA variant.
 
 Arrays must already be validated, converted to one float dtype and broadcast to one batch
 shape by fastkkt._validate; outputs are C-contiguous and writeable.

@@ -1,6 +1,6 @@
 """The per-element status codes, read once from the compiled core, where they are defined
-(cpp/include/fastkkt/ldlt.hpp: the factorization outcome and the input-check outcome; qp.hpp:
-the QP solver's outcome) and exported (cpp/bindings.cpp, bindings_qp.cpp). Every table and
+(cpp/include/fastkkt/common.hpp: the factorization outcome and the input-check outcome; qp.hpp:
+the QP solver's outcome) and exported (cpp/module.cpp, bindings_qp.cpp). Every table and
 message in Python reads these names; no code number is written anywhere else.
 
 An ``info`` array of `fastkkt.solve_ex` holds a factorization outcome per element; the core

@@ -50,7 +50,7 @@ __all__ = [
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _FLOATS = (_F64, _F32)
 Shape = Sequence[int]
-# The most batch dimensions the core takes (kMaxBatchDims in cpp/include/fastkkt/kkt.hpp).
+# The most batch dimensions the core takes (kMaxBatchDims in cpp/include/fastkkt/batch.hpp).
 MAX_BATCH_DIMS = 32
 
 # the smallest float that holds every value of an integer of this many bytes (NumPy's rule)

@@ -14,7 +14,18 @@
 #include <type_traits>
 
 #if defined(__AVX512F__) || defined(__AVX__)
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() values, which -Wmaybe-uninitialized
+// reports wherever they are inlined (GCC bug 105593, fixed in GCC 13 and 12.3). A diagnostic
+// pragma applies by the location of the warning, which is in this header: silenced for it alone.
+// Include this file before anything else that includes <immintrin.h> (Eigen does).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
 #endif
 
 namespace fastkkt {
