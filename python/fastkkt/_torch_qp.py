@@ -236,7 +236,7 @@ def _backward(ctx: Any, gz: Any, glam: Any, gmu: Any, gnu: Any, *_: Any) -> tupl
     saved = ctx.saved_tensors
     mask = sum(1 << i for i, x in enumerate(need) if x)
     op = torch.ops.fastkkt.qp_adjoint if traced(saved[8]) else _qp_adjoint_impl
-    out = op(*saved, gz, glam, gmu, gnu, mask)
+    out = op(*saved, gz, glam, gmu, gnu, mask)  # type: ignore[call-arg]  # 14 saved tensors
     for i in range(8):
         if need[i]:
             grads[i] = out[i]
@@ -279,7 +279,7 @@ def _call(
         return torch.ops.fastkkt.qp_solve(*ts, *extra)[:6]
     if grad:
         return _Solve.apply(*ts, *extra)[:6]
-    return _qp_solve_impl(*ts, *extra)[:6]  # type: ignore[arg-type]
+    return _qp_solve_impl(*ts, *extra)[:6]  # type: ignore[arg-type, call-arg]
 
 
 def solve_qp_ex(
