@@ -5,28 +5,16 @@ answers they compute (libsvm, the sort-based closed form, scikit-learn's Lasso).
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from examples_run import run_example
 
 pytest.importorskip("sklearn")
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
 
 def _run(name: str, cwd: Path, *args: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return run_example(name, cwd, *args)
 
 
 def _numbers(label: str, text: str) -> list[float]:
