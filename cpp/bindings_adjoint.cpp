@@ -9,6 +9,7 @@
 
 #include "arrays.hpp"
 #include "fastkkt/adjoint.hpp"
+#include "instances.hpp"
 #include "register.hpp"
 
 namespace {

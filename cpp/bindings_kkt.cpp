@@ -8,6 +8,7 @@
 
 #include "arrays.hpp"
 #include "fastkkt/drivers.hpp"
+#include "instances.hpp"
 #include "register.hpp"
 
 namespace {

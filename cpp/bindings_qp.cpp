@@ -17,6 +17,7 @@
 #include "boundary.hpp"
 #include "fastkkt/qp.hpp"
 #include "fastkkt/threads.hpp"
+#include "instances.hpp"
 
 namespace py = pybind11;
 using fastkkt::index_t;

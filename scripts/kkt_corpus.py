@@ -1,4 +1,5 @@
-"""A recorded corpus of KKT batches, to prove that a change of the C++ core leaves every bit alone.
+"""A recorded corpus of KKT and QP batches, to prove that a change of the C++ core leaves every
+bit alone.
 
     python scripts/kkt_corpus.py record DIR    # run the corpus, save every output under DIR
     python scripts/kkt_corpus.py compare DIR   # run it again, compare raw bytes with DIR
@@ -10,6 +11,8 @@ z, λ, info and the gradients are saved. The batches cover every kernel (small b
 interleaved layout, single problems in the natural order, the tiled factorization up to
 n + m = 400, a Q and A shared by the batch), both dtypes, and plain, pivoted, refined, failing
 (singular, not a minimum, non-finite) and broadcast problems, alone and mixed in one batch.
+The QP batches (qp_cases) go through fastkkt.solve_qp_ex and fastkkt.torch.solve_qp_ex with the
+gradients of ⟨w, z⟩ with respect to every input.
 `compare` compares raw bytes (so NaN payloads and signed zeros count) and, for any difference,
 says whether it is one of NaN payload only. Run it against the in-place build
 (PYTHONPATH=python).
@@ -176,17 +179,67 @@ def run_case(Q, q, A, c, dt):
     return res
 
 
+_QP_KEYS = ("Q", "q", "A", "c", "G", "h", "lb", "ub")
+
+
+def qp_cases():
+    """(name, dict of Q, q, A, c, G, h, lb, ub) for solve_qp: BENCH_QP.md's batched cases (mpc
+    cut to 512 elements) and the test generators' constraint mixes, LPs, fixed variables, ±inf
+    bounds, weakly active rows, infeasible and unbounded elements."""
+    import fastkkt.testing as tg
+
+    for name in ("tiny", "scqpth_small", "mpc", "mixed"):
+        P = tg.qp_case(name)
+        if name == "mpc":
+            P = {k: None if v is None else v[:512] for k, v in P.items()}
+        yield f"qp-{name}", P
+    mixes = [("eq-ineq-box", dict(m=2, p=6, bounds="box")), ("lp", dict(p=8, rank_Q=0)),
+             ("inf-bounds", dict(m=1, p=5, bounds="inf")), ("fixed", dict(p=4, fixed=2)),
+             ("weak", dict(p=6, weak=2)), ("rank-A", dict(m=3, p=3, rank_A=2))]  # fmt: skip
+    for k, (name, kw) in enumerate(mixes):
+        yield f"qp-{name}", tg.feasible_qp(64, 9, seed=k, **kw)
+    yield "qp-infeasible", tg.infeasible_qp(16, 6, seed=1)
+    yield "qp-unbounded", tg.unbounded_qp(16, 6, p=3, seed=2)
+
+
+def run_qp_case(P, dt):
+    import torch
+
+    import fastkkt
+    import fastkkt.torch as ft
+
+    args = {k: None if P.get(k) is None else np.asarray(P[k], dt) for k in _QP_KEYS}
+    Q, q = args.pop("Q"), args.pop("q")
+    res = dict(
+        zip(("z", "lam", "mu", "nu", "info", "iterations"), fastkkt.solve_qp_ex(Q, q, **args))
+    )
+    ts = {k: None if v is None else torch.tensor(v, requires_grad=True) for k, v in args.items()}
+    tQ, tq = (torch.tensor(x, requires_grad=True) for x in (Q, q))
+    out = ft.solve_qp_ex(tQ, tq, **ts)
+    w = torch.tensor(np.random.default_rng(7).standard_normal(out[0].shape).astype(dt))
+    ins = [tQ, tq] + [t for t in ts.values() if t is not None]
+    grads = torch.autograd.grad((out[0] * w).sum(), ins, allow_unused=True)
+    res.update(tz=out[0].detach().numpy(), tinfo=out[4].numpy())
+    for i, gr in enumerate(grads):
+        res[f"g{i}"] = np.zeros(0) if gr is None else gr.numpy()
+    return res
+
+
 def _all():
-    for name, Q, q, A, c in cases():
-        for dt in (np.float64, np.float32):
-            yield f"{name}-{np.dtype(dt).name}", Q, q, A, c, dt
+    """(key, runner, arguments) of every batch, each in both dtypes."""
+    for dt in (np.float64, np.float32):
+        suffix = np.dtype(dt).name
+        for name, Q, q, A, c in cases():
+            yield f"{name}-{suffix}", run_case, (Q, q, A, c, dt)
+        for name, P in qp_cases():
+            yield f"{name}-{suffix}", run_qp_case, (P, dt)
 
 
 def record(d: Path) -> None:
     d.mkdir(parents=True, exist_ok=True)
     k = 0
-    for key, Q, q, A, c, dt in _all():
-        res = run_case(Q, q, A, c, dt)
+    for key, run, args in _all():
+        res = run(*args)
         np.savez(d / f"{key}.npz", **res)
         k += 1
     print(f"recorded {k} batches into {d}")
@@ -199,9 +252,9 @@ def _nan_equal(a, b):
 def compare(d: Path) -> int:
     bad = 0
     k = 0
-    for key, Q, q, A, c, dt in _all():
+    for key, run, args in _all():
         ref = np.load(d / f"{key}.npz")
-        res = run_case(Q, q, A, c, dt)
+        res = run(*args)
         k += 1
         for name in ref.files:
             a, b = ref[name], res[name]
