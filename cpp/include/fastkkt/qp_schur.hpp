@@ -50,9 +50,11 @@
 //     speedup         1.57       1.54       1.31       1.28       1.13      1.09
 //     B×n×p        64×100×100 128×50×50  32×100×200 (scqpth_medium's shape)
 //     speedup         0.94       0.80       0.61
-// and on BENCH_QP.md's optnet (128×100×100) 0.94–1.0×; there the iterate also reached the polish
-// less often (one element in 32 returned the IPM point, z 1e-5 off instead of 1e-13: the
-// Schur directions are less accurate near the end when p ≥ n makes K₀ ill-conditioned). Hence
+// and on BENCH_QP.md's suite (scripts/qp_vs_piqp.py generators, one thread, median of 5, path
+// off / forced on): optnet (128×100×100) 725 / 821 ms (0.88×) with z 2.6e-5 off on one element
+// (the polish failed and the IPM point was returned; off: 4e-13 — the Schur directions are less
+// accurate near the end when p ≥ n makes K₀ ill-conditioned), scqpth_medium 208 / 356 ms (0.58×).
+// benchmarks/test_bench_qp_schur.py (32×200×50): 487 / 286 ms (1.7×), z to 1e-6 both. Hence
 // the rule: m = 0, n ≥ 32 and p ≤ n/2 — none of BENCH_QP.md's cases (optnet p = n,
 // scqpth_medium p = 2n; the others have A or bounds) is routed.
 // The environment variable FASTKKT_QP_SCHUR (read once per call; for tests and measurements)
