@@ -19,7 +19,9 @@
 //     [ Q + GᵀWG + Σ   Aᵀ ] [ Δz ]       W = diag(μ/s),  Σ = diag(ν_l/t_l + ν_u/t_u)
 //     [ A              0  ] [ Δλ ] = …,  (bounds enter as the diagonal Σ, never as rows of G),
 // solved by qp_quasidefinite.hpp (regularized with ρ, δ, refined against the unregularized
-// system), so singular Q (linear programs) and rank-deficient A are fine. One factorization and
+// system), so singular Q (linear programs) and rank-deficient A are fine. Where Q ≻ 0, m = 0, no
+// bounds and p ≤ n/2, by the dual Schur complement G Q⁻¹ Gᵀ + W⁻¹ instead (qp_schur.hpp: Q
+// factored once per element; per iteration and element it falls back to the default path). One factorization and
 // two solves per iteration: the affine predictor, σ = (μ̄_aff/μ̄)³, the corrector with the
 // second-order term Δs_aff∘Δμ_aff; one step length α = min(1, 0.995·α_max) for all variables.
 // Start: CVXOPT's — the least-squares point of the system with W = I, slacks and multipliers
@@ -87,6 +89,7 @@
 #include "fastkkt/kkt.hpp"
 #include "fastkkt/qp_adjoint.hpp"
 #include "fastkkt/qp_quasidefinite.hpp"
+#include "fastkkt/qp_schur.hpp"
 #include "fastkkt/threads.hpp"
 
 namespace fastkkt {
@@ -187,6 +190,8 @@ struct QPWorkspace {
   std::vector<index_t> Fp, Rp;
   std::vector<std::int8_t> pact;
   QuasiDefinite<T> qd;
+  DualSchur<T> sc;  // qp_schur.hpp: reserved where enabled for the call's shape
+  bool sc_enabled = false, sc_on = false, sc_trace = false;
   // full-space results
   Vec<T> zo, lo, mo, no, fz;
 
@@ -305,6 +310,9 @@ class ElementSolver {
   bool q_is_psd();
   void build_H();
   bool factor();
+  bool sc_step_ = false;  // this iteration's system is factored by w.sc (qp_schur.hpp)
+  bool newton_factor();
+  void newton_solve(const T* b1, const T* b2, T* x, T* y, int max_refine, T atol);
   void residuals();
   Measures<T> reduced_measures();
   void solve_newton(const Vec<T>& rcg, const Vec<T>& rcl, const Vec<T>& rcu, Vec<T>& dz,
@@ -439,6 +447,29 @@ bool ElementSolver<T>::factor() {
   return false;
 }
 
+// The Newton system's factorization: the dual Schur complement where it applies (qp_schur.hpp),
+// else (and when it fails its tests) H formed and factored.
+template <class T>
+bool ElementSolver<T>::newton_factor() {
+  sc_step_ = w_.sc_on && w_.sc.factor(w_.wg.data());
+  if (sc_step_) return true;
+  build_H();
+  return factor();
+}
+
+template <class T>
+void ElementSolver<T>::newton_solve(const T* b1, const T* b2, T* x, T* y, int max_refine, T atol) {
+  if (sc_step_) {
+    const T r = w_.sc.solve(b1, x, max_refine, atol);
+    if (r <= w_.sc.backward_scale(b1, x, kSchurResidual<T>())) return;  // backward error
+    ++w_.sc.n_solve_fail;
+    sc_step_ = false;  // inaccurate: the default path from here on in this iteration
+    build_H();
+    if (!factor()) return;
+  }
+  w_.qd.solve(b1, b2, x, y, max_refine, atol);
+}
+
 template <class T>
 void ElementSolver<T>::residuals() {
   auto& w = w_;
@@ -520,8 +551,8 @@ void ElementSolver<T>::solve_newton(const Vec<T>& rcg, const Vec<T>& rcl, const 
                  w.mU[i] * (w.nu[i] * w.ru[i] - rcu[i]) / w.tu[i];
   w.rhs2.head(m) = -w.rp.head(m);
   const T scale = std::max({inf_norm<T>(w.rhs1.head(nf)), inf_norm<T>(w.rhs2.head(m)), T(1)});
-  w.qd.solve(w.rhs1.data(), w.rhs2.data(), dz.data(), dlam.data(), max_refine,
-             kIpmRefineTol<T>() * scale);
+  newton_solve(w.rhs1.data(), w.rhs2.data(), dz.data(), dlam.data(), max_refine,
+               kIpmRefineTol<T>() * scale);
   if (nf <= kSmallMax) {
     for (index_t r = 0; r < pr; ++r) dsg[r] = -w.rg[r];
     kern::gemv_t<T>(nf, pr, w.GTr.data(), nf, dz.data(), dsg.data(), T(-1));
@@ -573,16 +604,15 @@ bool ElementSolver<T>::initial_point() {
   w.tu.head(nf).setOnes();
   w.nl.head(nf) = w.mL.head(nf);
   w.nu.head(nf) = w.mU.head(nf);
-  build_H();
-  if (!factor()) return false;
+  if (!newton_factor()) return false;
   MatMap<T> GTr(w.GTr.data(), nf, pr);
   w.rhs1.head(nf) = -w.qr.head(nf);
   w.rhs1.head(nf).noalias() += GTr * w.hr.head(pr);
   for (index_t i = 0; i < nf; ++i) w.rhs1[i] += w.mL[i] * w.lbz[i] + w.mU[i] * w.ubz[i];
   w.rhs2.head(m) = w.cr.head(m);
   const T scale = std::max({inf_norm<T>(w.rhs1.head(nf)), inf_norm<T>(w.rhs2.head(m)), T(1)});
-  w.qd.solve(w.rhs1.data(), w.rhs2.data(), w.z.data(), w.lam.data(), max_refine_,
-             std::numeric_limits<T>::epsilon() * scale);
+  newton_solve(w.rhs1.data(), w.rhs2.data(), w.z.data(), w.lam.data(), max_refine_,
+               std::numeric_limits<T>::epsilon() * scale);
   // slacks s = h̃ − G̃z, multipliers −s, both shifted to be ≥ 1 where not positive
   w.sg.head(pr).noalias() = -(GTr.transpose() * w.z.head(nf));
   w.sg.head(pr) += w.hr.head(pr);
@@ -833,6 +863,13 @@ QPStatus ElementSolver<T>::run(int& iterations) {
     if (finish_full(w.z, w.lam, w.mu, w.nu, true)) return kQPSolved;
     return kMaxIter;
   }
+  w.sc_on = false;
+  w.sc.n_factor = w.sc.n_factor_fail = w.sc.n_solve_fail = 0;
+  if (w.sc_enabled && m == 0) {  // qp_schur.hpp: no bounds, Q ≻ 0 with a margin
+    bool bounds = false;
+    for (index_t i = 0; i < nf; ++i) bounds = bounds || w.mL[i] != 0 || w.mU[i] != 0;
+    w.sc_on = !bounds && w.sc.setup(nf, pr, w.Qr.data(), w.GTr.data());
+  }
   if (!initial_point()) return kMaxIter;
   int extra = 0;
   bool polished = false;
@@ -872,8 +909,7 @@ QPStatus ElementSolver<T>::run(int& iterations) {
     if (it >= s_.max_iter) break;
     // scaling
     for (index_t r = 0; r < pr; ++r) w.wg[r] = w.mu[r] / w.sg[r];
-    build_H();
-    if (!factor()) {
+    if (!newton_factor()) {
 #ifdef FASTKKT_QP_TRACE
       std::fprintf(stderr, "factor failed\n");
       for (index_t i = 0; i < nf; ++i)
@@ -945,6 +981,9 @@ QPStatus ElementSolver<T>::run(int& iterations) {
     }
     w.dz.head(nf) *= alpha;
   }
+  if (w.sc_trace)
+    std::fprintf(stderr, "schur %d: %d factorizations, %d failed, %d solves refused, polished %d\n",
+                 int(w.sc_on), w.sc.n_factor, w.sc.n_factor_fail, w.sc.n_solve_fail, int(polished));
   if (polished) return kQPSolved;
   if (!w.have_candidate) return kMaxIter;
   // the IPM candidate, with its active set
@@ -1061,7 +1100,14 @@ void solve_qp_batch(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutpu
       {static_cast<index_t>(std::max(nthreads, 1)), count, std::max<index_t>(by_work, 1)}));
   std::vector<QPWorkspace<T>> ws;
   ws.reserve(static_cast<size_t>(nt));
-  for (int t = 0; t < nt; ++t) ws.emplace_back(P.n, P.m, P.p);
+  const int sc_mode = schur_mode_from_env();
+  const bool sc = schur_enabled(sc_mode, P.n, P.m, P.p);
+  for (int t = 0; t < nt; ++t) {
+    ws.emplace_back(P.n, P.m, P.p);
+    ws.back().sc_enabled = sc;
+    ws.back().sc_trace = sc_mode == 2;
+    if (sc) ws.back().sc.reserve(P.n, P.p);
+  }
   // never an OpenMP region on one thread (a forked child's pool threads do not exist)
   parallel_for(b0, b1, nt, 1,
                [&](index_t b, int t) { solve_one(P, S, out, b, ws[static_cast<size_t>(t)]); });
