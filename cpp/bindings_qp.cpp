@@ -154,6 +154,7 @@ int solve_qp_t(const py::array& Q, const py::array& q, const py::array& A, const
   fastkkt::qp::QPSettings<T> S;
   S.tol = static_cast<T>(tol);
   S.max_iter = max_iter;
+  S.schur_mode = fastkkt::qp::schur_mode_from_env();  // read here, with the GIL held
   // chunks of about 4e7 flops per thread, with a signal check between them
   const double per = fastkkt::qp::qp_element_flops(P.n, P.m, P.p);
   // the thread policy of every call (threads.hpp): one thread in a forked child, the calling

@@ -123,6 +123,7 @@ template <class T>
 struct QPSettings {
   T tol = T(1e-8);
   int max_iter = 100;
+  int schur_mode = -1;  // qp_schur.hpp: −1 by shape, 0 never, 1 where eligible, 2 = 1 traced
 };
 
 template <class T>
@@ -1100,7 +1101,7 @@ void solve_qp_batch(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutpu
       {static_cast<index_t>(std::max(nthreads, 1)), count, std::max<index_t>(by_work, 1)}));
   std::vector<QPWorkspace<T>> ws;
   ws.reserve(static_cast<size_t>(nt));
-  const int sc_mode = schur_mode_from_env();
+  const int sc_mode = S.schur_mode;
   const bool sc = schur_enabled(sc_mode, P.n, P.m, P.p);
   for (int t = 0; t < nt; ++t) {
     ws.emplace_back(P.n, P.m, P.p);

@@ -57,7 +57,8 @@
 // benchmarks/test_bench_qp_schur.py (32×200×50): 487 / 286 ms (1.7×), z to 1e-6 both. Hence
 // the rule: m = 0, n ≥ 32 and p ≤ n/2 — none of BENCH_QP.md's cases (optnet p = n,
 // scqpth_medium p = 2n; the others have A or bounds) is routed.
-// The environment variable FASTKKT_QP_SCHUR (read once per call; for tests and measurements)
+// The environment variable FASTKKT_QP_SCHUR (read by the bindings once per call, with the GIL
+// held, into QPSettings::schur_mode; for tests and measurements)
 // overrides the shape rule: "0" never, "1" wherever the element qualifies (m = 0, no bounds, Q
 // with margin), "2" as "1" and a line per element on stderr (factorizations, fallbacks, polish).
 #pragma once
