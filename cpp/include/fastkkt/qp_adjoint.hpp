@@ -124,7 +124,8 @@ void pack_factor(QuasiDefinite<T>& qd, T* out) {
     for (index_t i = j; i < k; ++i) *o++ = Sf(i, j);
 }
 
-// The inverse of pack_factor into qd's L, X, S_f (qd.set_size(n₁, k) done).
+// The inverse of pack_factor into qd's L, X, S_f and their reciprocal diagonals (qd.set_size(n₁,
+// k) done).
 template <class T>
 void unpack_factor(const T* in, QuasiDefinite<T>& qd) {
   const index_t n1 = qd.n1, k = qd.k;
@@ -138,6 +139,10 @@ void unpack_factor(const T* in, QuasiDefinite<T>& qd) {
   }
   for (index_t j = 0; j < k; ++j)
     for (index_t i = j; i < k; ++i) Sf(i, j) = *o++;
+  // the reciprocal diagonals that the plain-kernel solves multiply by (chol_lower leaves them
+  // beside its factor; 1/L(j, j) is the same rounding as there)
+  for (index_t j = 0; j < n1; ++j) qd.Ldinv[j] = T(1) / L(j, j);
+  for (index_t j = 0; j < k; ++j) qd.Sdinv[j] = T(1) / Sf(j, j);
 }
 
 // The data of one adjoint call; operands and incoming gradients broadcast to `batch` (a null
@@ -191,12 +196,21 @@ struct AdjointWorkspace {
 // Scratch per element: d_z (n), d_λ (m), d_μ (p), d_ν at upper bounds (n), at lower bounds (n).
 inline index_t adjoint_scratch_width(index_t n, index_t m, index_t p) { return 3 * n + m + p; }
 
+// How phase 1 solved an element's system (adjoint_one's return value; counted per call).
+enum AdjointPath : std::int8_t {
+  kAdjointSkipped = 0,   // failed element (or nothing to solve: n₁ + k = 0)
+  kAdjointKept = 1,      // with the kept factorization
+  kAdjointFactored = 2,  // K_reg factored afresh
+  kAdjointLstsq = 3,     // the least-squares fallback (singular K)
+};
+
 // Phase 1 for element b: its adjoint vectors into d (adjoint_scratch_width entries).
 template <class T>
-void adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, T* d) {
+AdjointPath adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, T* d) {
   const index_t n = P.n, m = P.m, p = P.p;
   std::fill(d, d + adjoint_scratch_width(n, m, p), T(0));
-  if (P.info[b] != 0) return;
+  if (P.info[b] != 0) return kAdjointSkipped;
+  AdjointPath path = kAdjointSkipped;
   T* dz = d;
   T* dlam = d + n;
   T* dmu = d + n + m;
@@ -266,6 +280,7 @@ void adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, 
     }
     const bool kept = act[p + n] == 1 && P.factor != nullptr && k <= n1;
     bool ok = true;
+    path = kept ? kAdjointKept : kAdjointFactored;
     if (kept) {
       unpack_factor(P.factor + b * P.factor_stride, qd);
     } else {
@@ -281,6 +296,7 @@ void adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, 
            w.x.head(n1).allFinite() && w.y.head(k).allFinite();
     }
     if (!ok) {  // singular K (a degenerate point): the minimum-norm least-squares solution
+      path = kAdjointLstsq;
       const index_t N = n1 + k;
       Mat<T> K = Mat<T>::Zero(N, N);
       K.topLeftCorner(n1, n1) = H.template selfadjointView<Eigen::Lower>();
@@ -307,6 +323,7 @@ void adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, 
     const T dnu = -vec(P.gz, j) - s;
     (act[p + j] > 0 ? dnu_up : dnu_lo)[j] = dnu;
   }
+  return path;
 }
 
 // Elements grouped by the gradient block they add into, each group in increasing element order.
@@ -365,9 +382,11 @@ void reduce_target(const BatchShape& batch, const GradTarget<T>& t, index_t rows
 }
 
 // The whole adjoint: phase 1 for elements [0, B) on nthreads threads (in chunks [b0, b1) so that
-// a caller can check for interrupts between them: adjoint_vectors), then phase 2 (adjoint_grads).
+// a caller can check for interrupts between them: adjoint_vectors; path[b] receives element b's
+// AdjointPath), then phase 2 (adjoint_grads).
 template <class T>
-void adjoint_vectors(const AdjointProblem<T>& P, T* scratch, index_t b0, index_t b1, int nthreads) {
+void adjoint_vectors(const AdjointProblem<T>& P, T* scratch, std::int8_t* path, index_t b0,
+                     index_t b1, int nthreads) {
   const index_t count = b1 - b0;
   if (count <= 0) return;
   const double N = static_cast<double>(P.n + P.m + P.p);
@@ -380,7 +399,7 @@ void adjoint_vectors(const AdjointProblem<T>& P, T* scratch, index_t b0, index_t
   for (int t = 0; t < nt; ++t) ws.emplace_back(P.n, P.m, P.p);
   const index_t W = adjoint_scratch_width(P.n, P.m, P.p);
   parallel_for(b0, b1, nt, 1, [&](index_t b, int t) {
-    adjoint_one(P, b, ws[static_cast<size_t>(t)], scratch + b * W);
+    path[b] = adjoint_one(P, b, ws[static_cast<size_t>(t)], scratch + b * W);
   });
 }
 
