@@ -230,14 +230,17 @@ fastkkt::qp::GradTarget<T> target(const py::object& obj, const fastkkt::BatchSha
   return t;
 }
 
+// Returns how many elements phase 1 solved with the kept factorization, with a fresh one and by
+// least squares (qp_adjoint.hpp AdjointPath): a diagnostic for tests and benchmarks.
 template <class T>
-void qp_adjoint_t(const py::array& Q, const py::object& A, const py::object& G, const py::array& z,
-                  const py::array& lam, const py::array& mu, const py::array& info,
-                  const py::array& active, const py::array& factor, const py::object& gz,
-                  const py::object& glam, const py::object& gmu, const py::object& gnu,
-                  const py::object& gQ, const py::object& gq, const py::object& gA,
-                  const py::object& gc, const py::object& gG, const py::object& gh,
-                  const py::object& glb, const py::object& gub, int nthreads) {
+py::tuple qp_adjoint_t(const py::array& Q, const py::object& A, const py::object& G,
+                       const py::array& z, const py::array& lam, const py::array& mu,
+                       const py::array& info, const py::array& active, const py::array& factor,
+                       const py::object& gz, const py::object& glam, const py::object& gmu,
+                       const py::object& gnu, const py::object& gQ, const py::object& gq,
+                       const py::object& gA, const py::object& gc, const py::object& gG,
+                       const py::object& gh, const py::object& glb, const py::object& gub,
+                       int nthreads) {
   if (z.ndim() < 1 || z.ndim() - 1 > fastkkt::kMaxBatchDims)
     throw std::invalid_argument("z: wrong number of dimensions");
   fastkkt::qp::AdjointProblem<T> P;
@@ -291,6 +294,7 @@ void qp_adjoint_t(const py::array& Q, const py::object& A, const py::object& G, 
   O.ub = target<T>(gub, P.batch, 1, 1, n, "gub");
   std::vector<T> scratch(
       static_cast<size_t>(std::max<index_t>(B * fastkkt::qp::adjoint_scratch_width(n, m, p), 1)));
+  std::vector<std::int8_t> path(static_cast<size_t>(std::max<index_t>(B, 1)), 0);
   const int nt = fastkkt::usable_threads(nthreads);
   const double N = static_cast<double>(n + m + p);
   const index_t chunk =
@@ -298,9 +302,13 @@ void qp_adjoint_t(const py::array& Q, const py::object& A, const py::object& G, 
   for (index_t b0 = 0; b0 < B; b0 += chunk) {
     const index_t b1 = std::min(B, b0 + chunk);
     fastkkt_boundary::run_released(
-        [&] { fastkkt::qp::adjoint_vectors(P, scratch.data(), b0, b1, nt); });
+        [&] { fastkkt::qp::adjoint_vectors(P, scratch.data(), path.data(), b0, b1, nt); });
   }
   fastkkt_boundary::run_released([&] { fastkkt::qp::adjoint_grads(P, scratch.data(), O, nt); });
+  index_t count[4] = {0, 0, 0, 0};
+  for (index_t b = 0; b < B; ++b) ++count[path[static_cast<size_t>(b)]];
+  return py::make_tuple(count[fastkkt::qp::kAdjointKept], count[fastkkt::qp::kAdjointFactored],
+                        count[fastkkt::qp::kAdjointLstsq]);
 }
 
 }  // namespace
@@ -343,11 +351,10 @@ void register_qp(py::module_& mod) {
          const py::object& gA, const py::object& gc, const py::object& gG, const py::object& gh,
          const py::object& glb, const py::object& gub, int nthreads) {
         if (fastkkt_boundary::holds<float>(z.dtype()))
-          qp_adjoint_t<float>(Q, A, G, z, lam, mu, info, active, factor, gz, glam, gmu, gnu, gQ, gq,
-                              gA, gc, gG, gh, glb, gub, nthreads);
-        else
-          qp_adjoint_t<double>(Q, A, G, z, lam, mu, info, active, factor, gz, glam, gmu, gnu, gQ,
-                               gq, gA, gc, gG, gh, glb, gub, nthreads);
+          return qp_adjoint_t<float>(Q, A, G, z, lam, mu, info, active, factor, gz, glam, gmu, gnu,
+                                     gQ, gq, gA, gc, gG, gh, glb, gub, nthreads);
+        return qp_adjoint_t<double>(Q, A, G, z, lam, mu, info, active, factor, gz, glam, gmu, gnu,
+                                    gQ, gq, gA, gc, gG, gh, glb, gub, nthreads);
       },
       py::arg("Q"), py::arg("A"), py::arg("G"), py::arg("z"), py::arg("lam"), py::arg("mu"),
       py::arg("info"), py::arg("active"), py::arg("factor"), py::arg("gz"), py::arg("glam"),

@@ -87,20 +87,43 @@ def test_broadcast_operands_match_the_independent_adjoint():
         torch.testing.assert_close(got[k], want[k], rtol=1e-9, atol=1e-11)
 
 
-def test_kept_factorization_gives_the_gradients_of_a_fresh_one():
+def _adjoint_paths(ts, out, factor, g):
+    """The core's count of elements solved (with the kept factorization, with a fresh one, by
+    least squares), no gradient requested."""
+    Q, _, A, _, G = (None if t is None else t.numpy() for t in ts[:5])
+    z, lam, mu, _, info, _, active, _ = (x.numpy() for x in out)
+    return fastkkt._qp.core.qp_adjoint(
+        Q, A, G, z, lam, mu, info, active, factor.numpy(),
+        *(x.numpy() for x in g), *([None] * 8), 1,
+    )  # fmt: skip
+
+
+# (n, m, p, rows, low, up, free): n₁, k ≤ 32 (the plain kernels' solve), n₁ in (32, 64] (plain
+# factor, Eigen's solve), n₁ > 64 (Eigen's blocked kernels)
+KEPT_SIZES = [(10, 2, 8, 3, 1, 1, 4), (40, 3, 30, 12, 2, 2, 10), (80, 0, 70, 20, 0, 0, 0)]
+
+
+@pytest.mark.parametrize("size", KEPT_SIZES, ids=lambda s: f"n{s[0]}")
+def test_kept_factorization_gives_the_gradients_of_a_fresh_one(size):
     """The forward pass keeps the polish's factorization (state byte 1) on these strictly
-    complementary problems; the adjoint with it and with factorizations made afresh (an empty
-    factor tensor) agree to rounding."""
-    P = strict_qp((8,), 10, 2, 8, rows=3, low=1, up=1, free=4, seed=23)
+    complementary problems; the adjoint solves every such element with it (no fresh
+    factorization, no least-squares fallback: a stale piece of the kept factorization would
+    only show as a fallback, whose answer is right but ~20× slower), and its gradients and
+    those of factorizations made afresh (an empty factor tensor) agree to rounding."""
+    n, m, p, rows, low, up, free = size
+    P = strict_qp((8,), n, m, p, rows=rows, low=low, up=up, free=free, seed=23)
     ts = [torch.tensor(P[k]) if P.get(k) is not None else None for k in NAMES]
     out = _torch_qp._qp_solve_impl(*ts, 1e-8, 100, True, False, True)
     z, lam, mu, nu, info, _, active, factor = out
     assert (info == 0).all()
-    assert active.shape == (8, 8 + 10 + 1)
-    assert factor.shape == (8, _torch_qp._factor_size(10, 2, 8))
-    assert int(active[:, -1].sum()) >= 6  # polished: kept
+    assert active.shape == (8, p + n + 1)
+    assert factor.shape == (8, _torch_qp._factor_size(n, m, p))
+    nkept = int(active[:, -1].sum())
+    assert nkept >= 6  # polished: kept
     rng = np.random.default_rng(2)
     g = [torch.tensor(rng.standard_normal(x.shape)) for x in (z, lam, mu, nu)]
+    assert _adjoint_paths(ts, out, factor, g) == (nkept, 8 - nkept, 0)
+    assert _adjoint_paths(ts, out, factor[:, :0], g) == (0, 8, 0)
     args = (*ts, z, lam, mu, info, active)
     kept = _torch_qp._qp_adjoint_impl(*args, factor, *g, 255)
     fresh = _torch_qp._qp_adjoint_impl(*args, factor[:, :0], *g, 255)

@@ -104,19 +104,40 @@ def _qp_solve_impl(
     uses (int8 (..., p + n + 1) and (..., _factor_size(n, m, p)); see qp_adjoint.hpp), else
     empty (..., 0) tensors. With `check_errors`, QPError for failed elements (as
     ``fastkkt.solve_qp``)."""
-    sol, active, factor = _qp._solve_qp_ex(
-        np_view(Q), np_view(q), _np(A), _np(c), _np(G), _np(h), _np(lb), _np(ub),
-        tol, max_iter, check_finite, keep,
-    )  # fmt: skip
+    return _solve_np(Q, q, A, c, G, h, lb, ub, tol, max_iter, check_finite, check_errors, keep)[:8]
+
+
+def _solve_np(
+    Q: Tensor,
+    q: Tensor,
+    A: Tensor | None,
+    c: Tensor | None,
+    G: Tensor | None,
+    h: Tensor | None,
+    lb: Tensor | None,
+    ub: Tensor | None,
+    tol: float,
+    max_iter: int,
+    check_finite: bool,
+    check_errors: bool,
+    keep: bool,
+) -> tuple:
+    """_qp_solve_impl's 8 tensors, then (with `keep`) the NumPy arrays the adjoint reads
+    (_AdjointArrays, sharing memory with the tensors: the eager backward pass converts
+    nothing again), else None."""
+    views = (np_view(Q), np_view(q), _np(A), _np(c), _np(G), _np(h), _np(lb), _np(ub))
+    sol, active, factor = _qp._solve_qp_ex(*views, tol, max_iter, check_finite, keep)
     if check_errors and sol.info.any():
         raise QPError(sol.info)
     out = [torch.from_numpy(x) for x in sol]
     if active is None or factor is None:
         empty = sol.info.shape + (0,)
         out += [torch.empty(empty, dtype=torch.int8), torch.empty(empty, dtype=out[0].dtype)]
+        out.append(None)
     else:
         out += [torch.from_numpy(active), torch.from_numpy(factor)]
-    return tuple(out)  # type: ignore[return-value]
+        out.append((views[0], views[2], views[4], sol.z, sol.lam, sol.mu, sol.info, active, factor))
+    return tuple(out)
 
 
 _qp_solve = torch.library.custom_op("fastkkt::qp_solve", mutates_args=(), device_types="cpu")(
@@ -182,26 +203,40 @@ def _qp_adjoint_impl(
     (bit i: input i); an empty tensor for the others. The C++ adjoint (qp_adjoint.hpp): one
     solve per element with the factorization the forward pass kept, zero for failed elements,
     the GIL released."""
-    inputs = (Q, q, A, c, G, h, lb, ub)
+    arrays = (np_view(Q), _np(A), _np(G), np_view(z), np_view(lam), np_view(mu), np_view(info),
+              np_view(active), np_view(factor))  # fmt: skip
+    res = _adjoint(arrays, (Q, q, A, c, G, h, lb, ub), gz, glam, gmu, gnu, need)
+    return tuple(z.new_empty(0) if r is None else r for r in res)  # type: ignore[return-value]
+
+
+def _adjoint(
+    arrays: tuple,
+    inputs: Sequence[Tensor | None],
+    gz: Tensor | None,
+    glam: Tensor | None,
+    gmu: Tensor | None,
+    gnu: Tensor | None,
+    need: int,
+) -> list[Tensor | None]:
+    """The gradients by the core (None for those not asked for); `arrays`: NumPy views of
+    (Q, A, G, z, lam, mu, info, active, factor)."""
+    z = arrays[3]
     n = z.shape[-1]
-    outs: list[Tensor | None] = []
+    outs: list[np.ndarray | None] = []
     for i, t in enumerate(inputs):
         if t is not None and (need >> i) & 1:
-            outs.append(torch.empty((n,) if t.dim() == 0 else t.shape, dtype=z.dtype))
+            outs.append(np.empty((n,) if t.dim() == 0 else t.shape, z.dtype))
         else:
             outs.append(None)
-    _qp.core.qp_adjoint(
-        np_view(Q), _np(A), _np(G), np_view(z), np_view(lam), np_view(mu), np_view(info),
-        np_view(active), np_view(factor), _np(gz), _np(glam), _np(gmu), _np(gnu),
-        *(_np(o) for o in outs), call_threads(),
-    )  # fmt: skip
-    res = []
+    _qp.core.qp_adjoint(*arrays, _np(gz), _np(glam), _np(gmu), _np(gnu), *outs, call_threads())
+    res: list[Tensor | None] = []
     for t, o in zip(inputs, outs):
         if o is None:
-            res.append(z.new_empty(0))
+            res.append(None)
         else:
-            res.append(o.sum() if t is not None and t.dim() == 0 else o)  # a scalar bound
-    return tuple(res)  # type: ignore[return-value]
+            g = torch.from_numpy(o)
+            res.append(g.sum() if t is not None and t.dim() == 0 else g)  # a scalar bound
+    return res
 
 
 _qp_adjoint = torch.library.custom_op("fastkkt::qp_adjoint", mutates_args=(), device_types="cpu")(
@@ -233,10 +268,14 @@ def _backward(ctx: Any, gz: Any, glam: Any, gmu: Any, gnu: Any, *_: Any) -> tupl
     grads: list[Any] = [None] * len(ctx.needs_input_grad)
     if not any(need):
         return tuple(grads)
-    saved = ctx.saved_tensors
+    saved = ctx.saved_tensors  # (also checks that no saved tensor was modified in place)
     mask = sum(1 << i for i, x in enumerate(need) if x)
-    op = torch.ops.fastkkt.qp_adjoint if traced(saved[8]) else _qp_adjoint_impl
-    out = op(*saved, gz, glam, gmu, gnu, mask)  # type: ignore[call-arg]  # 14 saved tensors
+    arrays = getattr(ctx, "arrays", None)
+    if arrays is not None and not traced(saved[8]):  # eager: the forward's NumPy views
+        out = _adjoint(arrays, saved[:8], gz, glam, gmu, gnu, mask)
+    else:
+        op = torch.ops.fastkkt.qp_adjoint if traced(saved[8]) else _qp_adjoint_impl
+        out = op(*saved, gz, glam, gmu, gnu, mask)  # type: ignore[call-arg]  # 14 saved tensors
     for i in range(8):
         if need[i]:
             grads[i] = out[i]
@@ -251,12 +290,13 @@ class _Solve(Function):
 
     @staticmethod
     def forward(*args: Any) -> tuple:  # type: ignore[override]
-        return _qp_solve_impl(*args)
+        return _solve_np(*args)  # 8 tensors, then the NumPy views the adjoint reads
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
-        _setup(ctx, inputs, output)
-        ctx.mark_non_differentiable(*output[4:])
+        _setup(ctx, inputs, output[:8])
+        ctx.arrays = output[8]
+        ctx.mark_non_differentiable(*output[4:8])
 
     backward = staticmethod(_backward)  # type: ignore[assignment]
 

@@ -44,6 +44,12 @@
 // otherwise (the IPM iterate was returned, the rule differs from the polish's guess at a
 // degenerate point, or k > n₁ so that K is singular) the adjoint factors K_reg itself. The
 // solve is refined against the unregularized K (qp_quasidefinite.hpp), as the polish's was.
+// Measured on BENCH_QP.md's cases (2026-11-29): every solved element keeps it except 2 of 128
+// on optnet, and there no polish was accepted (the returned point is the IPM iterate: no
+// multiplier is exactly zero), so there is no factorization of any active set to reuse; the
+// adjoint factors those afresh. No element was found whose accepted polish used a set other
+// than the rule's. With the kept factorization the adjoint costs ~5 µs per element on mpc
+// (n = 12, m = 4, box) and ~6 µs on scqpth_small (n = 10, p = 20), one core.
 // Where K is singular (dependent active constraints, Q singular on their null space: z or the
 // multipliers are not differentiable there) and the refinement does not bring the residual
 // below √ε of the right-hand side, the system is solved in the least-squares sense, minimum
@@ -124,7 +130,8 @@ void pack_factor(QuasiDefinite<T>& qd, T* out) {
     for (index_t i = j; i < k; ++i) *o++ = Sf(i, j);
 }
 
-// The inverse of pack_factor into qd's L, X, S_f (qd.set_size(n₁, k) done).
+// The inverse of pack_factor into qd's L, X, S_f and their reciprocal diagonals (qd.set_size(n₁,
+// k) done).
 template <class T>
 void unpack_factor(const T* in, QuasiDefinite<T>& qd) {
   const index_t n1 = qd.n1, k = qd.k;
@@ -138,6 +145,10 @@ void unpack_factor(const T* in, QuasiDefinite<T>& qd) {
   }
   for (index_t j = 0; j < k; ++j)
     for (index_t i = j; i < k; ++i) Sf(i, j) = *o++;
+  // the reciprocal diagonals that the plain-kernel solves multiply by (chol_lower leaves them
+  // beside its factor; 1/L(j, j) is the same rounding as there)
+  for (index_t j = 0; j < n1; ++j) qd.Ldinv[j] = T(1) / L(j, j);
+  for (index_t j = 0; j < k; ++j) qd.Sdinv[j] = T(1) / Sf(j, j);
 }
 
 // The data of one adjoint call; operands and incoming gradients broadcast to `batch` (a null
@@ -191,12 +202,21 @@ struct AdjointWorkspace {
 // Scratch per element: d_z (n), d_λ (m), d_μ (p), d_ν at upper bounds (n), at lower bounds (n).
 inline index_t adjoint_scratch_width(index_t n, index_t m, index_t p) { return 3 * n + m + p; }
 
+// How phase 1 solved an element's system (adjoint_one's return value; counted per call).
+enum AdjointPath : std::int8_t {
+  kAdjointSkipped = 0,   // failed element (or nothing to solve: n₁ + k = 0)
+  kAdjointKept = 1,      // with the kept factorization
+  kAdjointFactored = 2,  // K_reg factored afresh
+  kAdjointLstsq = 3,     // the least-squares fallback (singular K)
+};
+
 // Phase 1 for element b: its adjoint vectors into d (adjoint_scratch_width entries).
 template <class T>
-void adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, T* d) {
+AdjointPath adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, T* d) {
   const index_t n = P.n, m = P.m, p = P.p;
   std::fill(d, d + adjoint_scratch_width(n, m, p), T(0));
-  if (P.info[b] != 0) return;
+  if (P.info[b] != 0) return kAdjointSkipped;
+  AdjointPath path = kAdjointSkipped;
   T* dz = d;
   T* dlam = d + n;
   T* dmu = d + n + m;
@@ -209,9 +229,17 @@ void adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, 
   const index_t qs0 = P.Q.s0, qs1 = P.Q.s1, as0 = P.A.s0, as1 = P.A.s1, gs0 = P.G.s0, gs1 = P.G.s1;
   auto Aat = [&](index_t k, index_t j) { return A[k * as0 + j * as1]; };
   auto Gat = [&](index_t r, index_t j) { return G[r * gs0 + j * gs1]; };
-  auto vec = [&](const Strided<T>& s, index_t i) -> T {
-    return s.data == nullptr ? T(0) : s.at(P.batch, b)[i * s.s0];
+  // the incoming gradients' element b (null: zero), located once
+  struct In {
+    const T* p;
+    index_t s0;
   };
+  auto locate = [&](const Strided<T>& s) {
+    return In{s.data == nullptr ? nullptr : s.at(P.batch, b), s.s0};
+  };
+  const In in_z = locate(P.gz), in_lam = locate(P.glam), in_mu = locate(P.gmu),
+           in_nu = locate(P.gnu);
+  auto vec = [](const In& s, index_t i) -> T { return s.p == nullptr ? T(0) : s.p[i * s.s0]; };
   // sym(Q), as the forward pass reads it (qp.hpp load_element)
   MatMap<T> Qf(w.Qf.data(), n, n);
   for (index_t j = 0; j < n; ++j)
@@ -226,7 +254,7 @@ void adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, 
       w.Fp[n1++] = j;
     } else {
       w.Bp[nb++] = j;
-      dz[j] = -vec(P.gnu, j);
+      dz[j] = -vec(in_nu, j);
     }
   }
   for (index_t r = 0; r < p; ++r)
@@ -235,17 +263,17 @@ void adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, 
   // right-hand sides with the known d_z of the active coordinates moved over
   for (index_t i = 0; i < n1; ++i) {
     const index_t j = w.Fp[i];
-    T s = -vec(P.gz, j);
+    T s = -vec(in_z, j);
     for (index_t t = 0; t < nb; ++t) s -= Qf(j, w.Bp[t]) * dz[w.Bp[t]];
     w.b1[i] = s;
   }
   for (index_t kk = 0; kk < m; ++kk) {
-    T s = -vec(P.glam, kk);
+    T s = -vec(in_lam, kk);
     for (index_t t = 0; t < nb; ++t) s -= Aat(kk, w.Bp[t]) * dz[w.Bp[t]];
     w.b2[kk] = s;
   }
   for (index_t r = 0; r < pa; ++r) {
-    T s = -vec(P.gmu, w.Rp[r]);
+    T s = -vec(in_mu, w.Rp[r]);
     for (index_t t = 0; t < nb; ++t) s -= Gat(w.Rp[r], w.Bp[t]) * dz[w.Bp[t]];
     w.b2[m + r] = s;
   }
@@ -266,6 +294,7 @@ void adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, 
     }
     const bool kept = act[p + n] == 1 && P.factor != nullptr && k <= n1;
     bool ok = true;
+    path = kept ? kAdjointKept : kAdjointFactored;
     if (kept) {
       unpack_factor(P.factor + b * P.factor_stride, qd);
     } else {
@@ -281,6 +310,7 @@ void adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, 
            w.x.head(n1).allFinite() && w.y.head(k).allFinite();
     }
     if (!ok) {  // singular K (a degenerate point): the minimum-norm least-squares solution
+      path = kAdjointLstsq;
       const index_t N = n1 + k;
       Mat<T> K = Mat<T>::Zero(N, N);
       K.topLeftCorner(n1, n1) = H.template selfadjointView<Eigen::Lower>();
@@ -304,9 +334,10 @@ void adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<T>& w, 
     for (index_t i = 0; i < n; ++i) s += Qf(j, i) * dz[i];
     for (index_t kk = 0; kk < m; ++kk) s += Aat(kk, j) * dlam[kk];
     for (index_t r = 0; r < pa; ++r) s += Gat(w.Rp[r], j) * dmu[w.Rp[r]];
-    const T dnu = -vec(P.gz, j) - s;
+    const T dnu = -vec(in_z, j) - s;
     (act[p + j] > 0 ? dnu_up : dnu_lo)[j] = dnu;
   }
+  return path;
 }
 
 // Elements grouped by the gradient block they add into, each group in increasing element order.
@@ -365,9 +396,11 @@ void reduce_target(const BatchShape& batch, const GradTarget<T>& t, index_t rows
 }
 
 // The whole adjoint: phase 1 for elements [0, B) on nthreads threads (in chunks [b0, b1) so that
-// a caller can check for interrupts between them: adjoint_vectors), then phase 2 (adjoint_grads).
+// a caller can check for interrupts between them: adjoint_vectors; path[b] receives element b's
+// AdjointPath), then phase 2 (adjoint_grads).
 template <class T>
-void adjoint_vectors(const AdjointProblem<T>& P, T* scratch, index_t b0, index_t b1, int nthreads) {
+void adjoint_vectors(const AdjointProblem<T>& P, T* scratch, std::int8_t* path, index_t b0,
+                     index_t b1, int nthreads) {
   const index_t count = b1 - b0;
   if (count <= 0) return;
   const double N = static_cast<double>(P.n + P.m + P.p);
@@ -380,7 +413,7 @@ void adjoint_vectors(const AdjointProblem<T>& P, T* scratch, index_t b0, index_t
   for (int t = 0; t < nt; ++t) ws.emplace_back(P.n, P.m, P.p);
   const index_t W = adjoint_scratch_width(P.n, P.m, P.p);
   parallel_for(b0, b1, nt, 1, [&](index_t b, int t) {
-    adjoint_one(P, b, ws[static_cast<size_t>(t)], scratch + b * W);
+    path[b] = adjoint_one(P, b, ws[static_cast<size_t>(t)], scratch + b * W);
   });
 }
 
