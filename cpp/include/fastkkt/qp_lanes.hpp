@@ -65,7 +65,7 @@ struct LaneGroup {
   std::vector<T> dz, dlam, dsg, dmu, dtl, dnl, dtu, dnu;
   std::vector<T> az, alam, asg, amu, atl, anl, atu, anu;
   std::vector<T> rd, rp, rg, rl, ru, rcg, rcl, rcu, b1, b2, e1, e2, x1, y1;
-  std::vector<T> Qz, Atl, Gtm, Az, Gz, wg, tmp;
+  std::vector<T> Qz, Atl, Gtm, Az, Gz, wg, tmp, GW;
   // factorization: H (lower, unregularized), L, X = L⁻¹Aᵀ, Sf (Cholesky of XᵀX + δI)
   std::vector<T> H, L, Ld, X, Sf, Sd;
   // per lane: 1 while iterating; the outcome (0 scratch, 1 handed over at iteration it_done)
@@ -82,6 +82,7 @@ struct LaneGroup {
     A.resize(M * n);
     X.resize(M * n);
     GT.resize(P * n);
+    GW.resize(P * n);
     Sf.resize(M * std::max<index_t>(m, 1));
     for (auto* v : {&q,   &mL,  &mU,  &lbz, &ubz, &z,   &tl,  &nl,  &tu,  &nu, &dz,
                     &dtl, &dnl, &dtu, &dnu, &az,  &atl, &anl, &atu, &anu, &rd, &rl,
@@ -163,6 +164,26 @@ void lane_store(const LaneGroup<T>& g, int l, QPWorkspace<T>& w) {
   }
 }
 
+// out = init ± Σₖ a[k·sa]∘b[k·sb] (k in order, lanewise; vectors of W lanes), accumulated in a
+// local vector: out may alias init but not a or b, and the sum stays in a register.
+template <int W, bool Sub, class T>
+inline void lane_dot(T* out, const T* init, const T* a, index_t sa, const T* b, index_t sb,
+                     index_t len) {
+  T acc[W];
+  for (int l = 0; l < W; ++l) acc[l] = init[l];
+  for (index_t k = 0; k < len; ++k) {
+    const T* ak = a + k * sa * W;
+    const T* bk = b + k * sb * W;
+    for (int l = 0; l < W; ++l) {
+      if constexpr (Sub)
+        acc[l] -= ak[l] * bk[l];
+      else
+        acc[l] += ak[l] * bk[l];
+    }
+  }
+  for (int l = 0; l < W; ++l) out[l] = acc[l];
+}
+
 template <class T>
 class LaneSolver {
   static constexpr int W = LaneGroup<T>::W;
@@ -199,17 +220,17 @@ class LaneSolver {
   void build_factor() {
     auto& g = g_;
     const index_t n = g.n, m = g.m, p = g.p;
+    for (index_t r = 0; r < p; ++r)
+      for (index_t j = 0; j < n; ++j) {
+        T* gw = at(g.GW, j + r * n);
+        const T *wr = at(g.wg, r), *gj = at(g.GT, j + r * n);
+        for (int l = 0; l < W; ++l) gw[l] = wr[l] * gj[l];
+      }
     for (index_t j = 0; j < n; ++j)
       for (index_t i = j; i < n; ++i) {
-        T* Hp = at(g.H, i + j * n);
-        const T* Qp = at(g.Q, i + j * n);
-        for (int l = 0; l < W; ++l) Hp[l] = Qp[l];
-        for (index_t r = 0; r < p; ++r) {
-          const T* gi = at(g.GT, i + r * n);
-          const T* gj = at(g.GT, j + r * n);
-          const T* wr = at(g.wg, r);
-          for (int l = 0; l < W; ++l) Hp[l] += gi[l] * (wr[l] * gj[l]);
-        }
+        // Σ_r G_ri·(w_r·G_rj), with w_r·G_rj from GW = diag(w)G
+        lane_dot<W, false>(at(g.H, i + j * n), at(g.Q, i + j * n), at(g.GT, i), n, at(g.GW, j), n,
+                           p);
       }
     for (index_t i = 0; i < n; ++i) {
       T* Hp = at(g.H, i + i * n);
@@ -224,10 +245,7 @@ class LaneSolver {
         T* Lp = at(g.L, i + j * n);
         const T* Hp = at(g.H, i + j * n);
         for (int l = 0; l < W; ++l) Lp[l] = Hp[l] + (i == j ? g.rho[l] : T(0));
-        for (index_t k = 0; k < j; ++k) {
-          const T *a = at(g.L, i + k * n), *b = at(g.L, j + k * n);
-          for (int l = 0; l < W; ++l) Lp[l] -= a[l] * b[l];
-        }
+        lane_dot<W, true>(Lp, Lp, at(g.L, i), n, at(g.L, j), n, j);
       }
       T* d = at(g.L, j + j * n);
       T* di = at(g.Ld, j);
@@ -246,12 +264,7 @@ class LaneSolver {
       for (index_t k = 0; k < m; ++k) {
         for (index_t i = 0; i < n; ++i) {
           T* x = at(g.X, i + k * n);
-          const T* a = at(g.A, k + i * m);
-          for (int l = 0; l < W; ++l) x[l] = a[l];
-          for (index_t j = 0; j < i; ++j) {
-            const T *Lp = at(g.L, i + j * n), *xj = at(g.X, j + k * n);
-            for (int l = 0; l < W; ++l) x[l] -= Lp[l] * xj[l];
-          }
+          lane_dot<W, true>(x, at(g.A, k + i * m), at(g.L, i), n, at(g.X, k * n), 1, i);
           const T* di = at(g.Ld, i);
           for (int l = 0; l < W; ++l) x[l] *= di[l];
         }
@@ -261,18 +274,12 @@ class LaneSolver {
         for (index_t a = b; a < m; ++a) {
           T* s = at(g.Sf, a + b * m);
           for (int l = 0; l < W; ++l) s[l] = a == b ? delta : T(0);
-          for (index_t i = 0; i < n; ++i) {
-            const T *xa = at(g.X, i + a * n), *xb = at(g.X, i + b * n);
-            for (int l = 0; l < W; ++l) s[l] += xa[l] * xb[l];
-          }
+          lane_dot<W, false>(s, s, at(g.X, a * n), 1, at(g.X, b * n), 1, n);
         }
       for (index_t j = 0; j < m; ++j) {
         for (index_t i = j; i < m; ++i) {
           T* s = at(g.Sf, i + j * m);
-          for (index_t k = 0; k < j; ++k) {
-            const T *a = at(g.Sf, i + k * m), *b = at(g.Sf, j + k * m);
-            for (int l = 0; l < W; ++l) s[l] -= a[l] * b[l];
-          }
+          lane_dot<W, true>(s, s, at(g.Sf, i), m, at(g.Sf, j), m, j);
         }
         T* d = at(g.Sf, j + j * m);
         T* di = at(g.Sd, j);
@@ -298,12 +305,7 @@ class LaneSolver {
     const index_t n = g.n, m = g.m;
     for (index_t i = 0; i < n; ++i) {  // x = L⁻¹b1
       T* xi = at(x, i);
-      const T* bi = b1.data() + i * W;
-      for (int l = 0; l < W; ++l) xi[l] = bi[l];
-      for (index_t j = 0; j < i; ++j) {
-        const T *Lp = at(g.L, i + j * n), *xj = at(x, j);
-        for (int l = 0; l < W; ++l) xi[l] -= Lp[l] * xj[l];
-      }
+      lane_dot<W, true>(xi, b1.data() + i * W, at(g.L, i), n, x.data(), 1, i);
       const T* di = at(g.Ld, i);
       for (int l = 0; l < W; ++l) xi[l] *= di[l];
     }
@@ -312,44 +314,26 @@ class LaneSolver {
         T* yk = at(y, k);
         const T* bk = b2.data() + k * W;
         for (int l = 0; l < W; ++l) yk[l] = -bk[l];
-        for (index_t i = 0; i < n; ++i) {
-          const T *xk = at(g.X, i + k * n), *xi = at(x, i);
-          for (int l = 0; l < W; ++l) yk[l] += xk[l] * xi[l];
-        }
+        lane_dot<W, false>(yk, yk, at(g.X, k * n), 1, x.data(), 1, n);
       }
       for (index_t i = 0; i < m; ++i) {  // y = Sf⁻¹y
         T* yi = at(y, i);
-        for (index_t j = 0; j < i; ++j) {
-          const T *s = at(g.Sf, i + j * m), *yj = at(y, j);
-          for (int l = 0; l < W; ++l) yi[l] -= s[l] * yj[l];
-        }
+        lane_dot<W, true>(yi, yi, at(g.Sf, i), m, y.data(), 1, i);
         const T* di = at(g.Sd, i);
         for (int l = 0; l < W; ++l) yi[l] *= di[l];
       }
       for (index_t i = m - 1; i >= 0; --i) {  // y = Sf⁻ᵀy
         T* yi = at(y, i);
-        for (index_t j = i + 1; j < m; ++j) {
-          const T *s = at(g.Sf, j + i * m), *yj = at(y, j);
-          for (int l = 0; l < W; ++l) yi[l] -= s[l] * yj[l];
-        }
+        lane_dot<W, true>(yi, yi, at(g.Sf, i + 1 + i * m), 1, at(y, i + 1), 1, m - 1 - i);
         const T* di = at(g.Sd, i);
         for (int l = 0; l < W; ++l) yi[l] *= di[l];
       }
-      for (index_t k = 0; k < m; ++k) {  // x −= X y
-        const T* yk = at(y, k);
-        for (index_t i = 0; i < n; ++i) {
-          T* xi = at(x, i);
-          const T* xk = at(g.X, i + k * n);
-          for (int l = 0; l < W; ++l) xi[l] -= xk[l] * yk[l];
-        }
-      }
+      for (index_t i = 0; i < n; ++i)  // x −= X y
+        lane_dot<W, true>(at(x, i), at(x, i), at(g.X, i), n, y.data(), 1, m);
     }
     for (index_t i = n - 1; i >= 0; --i) {  // x = L⁻ᵀx
       T* xi = at(x, i);
-      for (index_t j = i + 1; j < n; ++j) {
-        const T *Lp = at(g.L, j + i * n), *xj = at(x, j);
-        for (int l = 0; l < W; ++l) xi[l] -= Lp[l] * xj[l];
-      }
+      lane_dot<W, true>(xi, xi, at(g.L, i + 1 + i * n), 1, at(x, i + 1), 1, n - 1 - i);
       const T* di = at(g.Ld, i);
       for (int l = 0; l < W; ++l) xi[l] *= di[l];
     }
@@ -365,26 +349,13 @@ class LaneSolver {
       // e = b − K[x; y], K = [H Aᵀ; A 0] with H's lower triangle
       for (index_t i = 0; i < n; ++i) {
         T* e = at(g.e1, i);
-        const T* b = b1.data() + i * W;
-        for (int l = 0; l < W; ++l) e[l] = b[l];
-        for (index_t j = 0; j < n; ++j) {
-          const T* Hp = i >= j ? at(g.H, i + j * n) : at(g.H, j + i * n);
-          const T* xj = at(x, j);
-          for (int l = 0; l < W; ++l) e[l] -= Hp[l] * xj[l];
-        }
-        for (index_t k = 0; k < m; ++k) {
-          const T *a = at(g.A, k + i * m), *yk = at(y, k);
-          for (int l = 0; l < W; ++l) e[l] -= a[l] * yk[l];
-        }
+        // H's lower triangle: row i left of the diagonal, then column i from the diagonal down
+        lane_dot<W, true>(e, b1.data() + i * W, at(g.H, i), n, x.data(), 1, i);
+        lane_dot<W, true>(e, e, at(g.H, i + i * n), 1, at(x, i), 1, n - i);
+        lane_dot<W, true>(e, e, at(g.A, i * m), 1, y.data(), 1, m);
       }
       for (index_t k = 0; k < m; ++k) {
-        T* e = at(g.e2, k);
-        const T* b = b2.data() + k * W;
-        for (int l = 0; l < W; ++l) e[l] = b[l];
-        for (index_t i = 0; i < n; ++i) {
-          const T *a = at(g.A, k + i * m), *xi = at(x, i);
-          for (int l = 0; l < W; ++l) e[l] -= a[l] * xi[l];
-        }
+        lane_dot<W, true>(at(g.e2, k), b2.data() + k * W, at(g.A, k), m, x.data(), 1, n);
       }
       solve_reg(g.e1, g.e2, g.x1, g.y1);
       for (index_t i = 0; i < n * W; ++i) x[i] += g.x1[i];
@@ -485,19 +456,10 @@ class LaneSolver {
     const index_t n = g.n, m = g.m, p = g.p;
     for (index_t i = 0; i < n; ++i) {
       T *Qz = at(g.Qz, i), *Atl = at(g.Atl, i), *Gtm = at(g.Gtm, i);
-      for (int l = 0; l < W; ++l) Qz[l] = Atl[l] = Gtm[l] = 0;
-      for (index_t j = 0; j < n; ++j) {
-        const T *Qp = at(g.Q, i + j * n), *zj = at(g.z, j);
-        for (int l = 0; l < W; ++l) Qz[l] += Qp[l] * zj[l];
-      }
-      for (index_t k = 0; k < m; ++k) {
-        const T *a = at(g.A, k + i * m), *lk = at(g.lam, k);
-        for (int l = 0; l < W; ++l) Atl[l] += a[l] * lk[l];
-      }
-      for (index_t r = 0; r < p; ++r) {
-        const T *gt = at(g.GT, i + r * n), *mr = at(g.mu, r);
-        for (int l = 0; l < W; ++l) Gtm[l] += gt[l] * mr[l];
-      }
+      const T zero[W] = {};
+      lane_dot<W, false>(Qz, zero, at(g.Q, i), n, g.z.data(), 1, n);
+      lane_dot<W, false>(Atl, zero, at(g.A, i * m), 1, g.lam.data(), 1, m);
+      lane_dot<W, false>(Gtm, zero, at(g.GT, i), n, g.mu.data(), 1, p);
       T *rd = at(g.rd, i), *rl = at(g.rl, i), *ru = at(g.ru, i);
       const T *q = at(g.q, i), *nl = at(g.nl, i), *nu = at(g.nu, i), *zi = at(g.z, i),
               *tl = at(g.tl, i), *tu = at(g.tu, i), *mL = at(g.mL, i), *mU = at(g.mU, i),
@@ -510,22 +472,16 @@ class LaneSolver {
     }
     for (index_t k = 0; k < m; ++k) {
       T* Az = at(g.Az, k);
-      for (int l = 0; l < W; ++l) Az[l] = 0;
-      for (index_t i = 0; i < n; ++i) {
-        const T *a = at(g.A, k + i * m), *zi = at(g.z, i);
-        for (int l = 0; l < W; ++l) Az[l] += a[l] * zi[l];
-      }
+      const T zero[W] = {};
+      lane_dot<W, false>(Az, zero, at(g.A, k), m, g.z.data(), 1, n);
       T* rp = at(g.rp, k);
       const T* c = at(g.c, k);
       for (int l = 0; l < W; ++l) rp[l] = Az[l] - c[l];
     }
     for (index_t r = 0; r < p; ++r) {
       T* Gz = at(g.Gz, r);
-      for (int l = 0; l < W; ++l) Gz[l] = 0;
-      for (index_t i = 0; i < n; ++i) {
-        const T *gt = at(g.GT, i + r * n), *zi = at(g.z, i);
-        for (int l = 0; l < W; ++l) Gz[l] += gt[l] * zi[l];
-      }
+      const T zero[W] = {};
+      lane_dot<W, false>(Gz, zero, at(g.GT, r * n), 1, g.z.data(), 1, n);
       T* rg = at(g.rg, r);
       const T *s = at(g.sg, r), *h = at(g.h, r);
       for (int l = 0; l < W; ++l) rg[l] = Gz[l] + s[l] - h[l];
@@ -609,10 +565,7 @@ class LaneSolver {
       T* b = at(g.b1, i);
       const T* rd = at(g.rd, i);
       for (int l = 0; l < W; ++l) b[l] = -rd[l];
-      for (index_t r = 0; r < p; ++r) {
-        const T *gt = at(g.GT, i + r * n), *t = at(g.tmp, r);
-        for (int l = 0; l < W; ++l) b[l] -= gt[l] * t[l];
-      }
+      lane_dot<W, true>(b, b, at(g.GT, i), n, g.tmp.data(), 1, p);
       const T *mL = at(g.mL, i), *mU = at(g.mU, i), *nl = at(g.nl, i), *nu = at(g.nu, i),
               *rl = at(g.rl, i), *ru = at(g.ru, i), *rcl = at(g.rcl, i), *rcu = at(g.rcu, i),
               *tl = at(g.tl, i), *tu = at(g.tu, i);
@@ -625,10 +578,7 @@ class LaneSolver {
       T *ds = at(dsg, r), *dm = at(dmu, r);
       const T *rg = at(g.rg, r), *rc = at(g.rcg, r), *mu = at(g.mu, r), *s = at(g.sg, r);
       for (int l = 0; l < W; ++l) ds[l] = -rg[l];
-      for (index_t i = 0; i < n; ++i) {
-        const T *gt = at(g.GT, i + r * n), *d = at(dz, i);
-        for (int l = 0; l < W; ++l) ds[l] -= gt[l] * d[l];
-      }
+      lane_dot<W, true>(ds, ds, at(g.GT, r * n), 1, dz.data(), 1, n);
       for (int l = 0; l < W; ++l) dm[l] = (-rc[l] - mu[l] * ds[l]) / s[l];
     }
     for (index_t i = 0; i < n; ++i) {
