@@ -62,7 +62,8 @@
 // thread, 2026-11-29): mpc (n = 12) spends ~25% in the factorizations, ~35% in the regularized
 // solves and their residuals, the rest in the O(n) vector work of the iteration and the
 // per-element setup (load, presolve, the PSD test of Q, the start, the polish) — latency of
-// short dependent loops, which only problems interleaved across SIMD lanes would hide (not done);
+// short dependent loops, which only problems interleaved across SIMD lanes hide: qp_lanes.hpp
+// runs the iterations of small problems W at a time and hands each to this solver to finish;
 // optnet (n = p = 100) ~40% in GᵀWG and the Cholesky factorization, ~35% in matrix–vector
 // products and triangular solves. One problem per thread, in a caller-owned workspace sized once
 // per call: nothing allocated per iteration. Every element's arithmetic is independent of the
