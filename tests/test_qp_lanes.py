@@ -134,6 +134,13 @@ def test_float32():
     assert sol.z.dtype == np.float32
     assert (sol.info == 0).all()
     assert _zerr(sol.z.astype(np.float64), P["z_star"]).max() < 2e-3
+    # bad elements in float32 lane groups (16 lanes with AVX-512)
+    Pm, expect = _mixed()
+    sol = fastkkt.solve_qp_ex(**{k: v.astype(np.float32) for k, v in Pm.items()})
+    np.testing.assert_array_equal(sol.info, expect)
+    ref = clarabel_qp(**Pm)
+    good = expect == 0
+    assert _zerr(sol.z[good].astype(np.float64), ref["z"][good]).max() < 2e-3
 
 
 def test_bitwise_threads_and_grouping(restore_threads):

@@ -696,10 +696,13 @@ class LaneSolver {
       if (!(alpha[l] > T(1e-12))) g.run[l] = 0;
       if (g.run[l] == 0) alpha[l] = 0;  // frozen lanes keep their iterate
     }
-    auto move = [&](std::vector<T>& x, const std::vector<T>& dx, index_t len) {
-      for (index_t i = 0; i < len; ++i)
-        for (int l = 0; l < W; ++l)
-          x[i * W + l] = alpha[l] > 0 ? x[i * W + l] + alpha[l] * dx[i * W + l] : x[i * W + l];
+    auto move = [&alpha](std::vector<T>& x, const std::vector<T>& dx, index_t len) {
+      T a[W];  // a local copy: stores to x cannot change it
+      for (int l = 0; l < W; ++l) a[l] = alpha[l];
+      T* xp = x.data();
+      const T* dp = dx.data();
+      for (index_t i = 0; i < len; ++i, xp += W, dp += W)
+        for (int l = 0; l < W; ++l) xp[l] = a[l] > 0 ? xp[l] + a[l] * dp[l] : xp[l];
     };
     move(g.z, g.dz, n);
     move(g.lam, g.dlam, m);
@@ -710,14 +713,11 @@ class LaneSolver {
     move(g.tu, g.dtu, n);
     move(g.nu, g.dnu, n);
     for (index_t i = 0; i < n * W; ++i) {  // masked bounds stay inert
-      if (g.mL[i] == 0) {
-        g.tl[i] = 1;
-        g.nl[i] = 0;
-      }
-      if (g.mU[i] == 0) {
-        g.tu[i] = 1;
-        g.nu[i] = 0;
-      }
+      const bool lo = g.mL[i] == 0, hi = g.mU[i] == 0;
+      g.tl[i] = lo ? T(1) : g.tl[i];
+      g.nl[i] = lo ? T(0) : g.nl[i];
+      g.tu[i] = hi ? T(1) : g.tu[i];
+      g.nu[i] = hi ? T(0) : g.nu[i];
     }
   }
 };
