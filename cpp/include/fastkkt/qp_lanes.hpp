@@ -40,7 +40,9 @@
 // every element). What is left per element (perf, mpc): the scalar finish — load, presolve, the
 // PSD test of Q, the polish and the full-problem check — about a third of the time, and the
 // lanes of a group idle once their problem is done (the group runs to its slowest problem:
-// ~10 iterations for a mean of 5.6 on mpc).
+// ~10 iterations for a mean of 5.6 on mpc). The size limits (feasible_qp, B = 256, CPU ms
+// main → lanes): n, m, p = 8, 0, 8: 13.6 → 8.6; 20, 4, 30: 105 → 90; 30, 2, 20: 70 → 53;
+// 30, 2, 60: 232 → 217; 24, 8, 64: 189 → 192 — GᵀWG's pn² takes over and the gain is gone.
 #pragma once
 
 #include <algorithm>
