@@ -5,8 +5,9 @@ Batches here are large enough to fill several lane groups (W = 2–16 by ISA and
 checked against independent answers: the optimum that feasible_qp builds its problems from,
 Clarabel (polished), and the pure-NumPy reference solver; bad elements (infeasible, unbounded,
 fixed coordinates, lb > ub) sit inside lane groups next to good ones. The lane path's guarantee:
-an element's result depends only on its own data (no arithmetic across lanes), so it is bitwise
-the same for any thread count and in any batch of at least two elements that contains it."""
+an element's result depends only on its own data (no arithmetic across lanes, and the path is
+chosen by the shapes n, m, p only), so it is bitwise the same for any thread count and in any
+batch that contains it, a batch of one included."""
 
 from __future__ import annotations
 
@@ -155,7 +156,8 @@ def test_bitwise_threads_and_grouping(restore_threads):
             np.testing.assert_array_equal(a, b)
         # other groupings: a shifted slice and a permutation of the batch
         B = len(Pb["q"])
-        for idx in (np.arange(3, B - 2), np.random.default_rng(2).permutation(B)):
+        singles = [np.array([b]) for b in (0, 5, 9, B - 1)]  # batches of one (dask chunks of 1)
+        for idx in (np.arange(3, B - 2), np.random.default_rng(2).permutation(B), *singles):
             sub = fastkkt.solve_qp_ex(**_take(Pb, idx))
             for a, b in zip(sub, runs[0]):
                 np.testing.assert_array_equal(a, b[idx])

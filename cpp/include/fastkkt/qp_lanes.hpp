@@ -30,8 +30,8 @@
 // problems among them — is solved by the scalar solver from scratch, as if the lanes had never
 // seen it. Which problems take this path (lane_eligible): every coordinate free (lb < ub, no
 // fixed coordinate to eliminate), every h finite (no row to drop), all data finite; and the
-// call's sizes small (lanes_pay: n + m ≤ 32, p ≤ 64, batch ≥ 2). Everything else is qp.hpp's
-// path unchanged. A batch of one (BENCH_QP.md's tiny) stays scalar: its lanes would be empty.
+// call's sizes small (lanes_pay: n + m ≤ 32, p ≤ 64, whatever the batch size, so that an
+// element's result never depends on its batch). Everything else is qp.hpp's path unchanged.
 //
 // Measured (CPU time, one thread, medians of 3 runs on the shared 2-core avx512 machine, the
 // main build 758c6ae side by side, PIQP in the same process): mpc (B = 4096, n = 12, m = 4,
@@ -59,10 +59,10 @@ namespace qp {
 
 constexpr int kLaneMaxIter = 40;  // iterations in lanes before a problem goes back to scratch
 
-// The lane path's shapes: small enough that one problem's loops are latency-bound.
-inline bool lanes_pay(index_t B, index_t n, index_t m, index_t p) {
-  return B >= 2 && n >= 1 && n + m <= 32 && p <= 64;
-}
+// The lane path's shapes: small enough that one problem's loops are latency-bound. By the shapes
+// only, never the batch size: an element's result must not depend on the batch it came in
+// (fastkkt.dask's chunks, of any size, give the NumPy function's bits; API.md).
+inline bool lanes_pay(index_t n, index_t m, index_t p) { return n >= 1 && n + m <= 32 && p <= 64; }
 
 // W problems interleaved [index][lane]; sized once per thread for (n, m, p).
 template <class T>
@@ -769,12 +769,11 @@ void solve_group(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T
   }
 }
 
-// solve_qp_batch (qp.hpp) with the lane path where the call's sizes take it (lanes_pay; B is
-// the call's whole batch, so the choice does not depend on how the caller chunks it).
+// solve_qp_batch (qp.hpp) with the lane path where the call's sizes take it (lanes_pay).
 template <class T>
 void solve_qp_batch_lanes(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out,
-                          index_t b0, index_t b1, int nthreads, index_t B) {
-  if (!lanes_pay(B, P.n, P.m, P.p)) {
+                          index_t b0, index_t b1, int nthreads) {
+  if (!lanes_pay(P.n, P.m, P.p)) {
     solve_qp_batch(P, S, out, b0, b1, nthreads);
     return;
   }
