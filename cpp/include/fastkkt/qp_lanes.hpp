@@ -32,6 +32,9 @@
 // fixed coordinate to eliminate), every h finite (no row to drop), all data finite; and the
 // call's sizes small (lanes_pay: n + m ≤ 32, p ≤ 64, whatever the batch size, so that an
 // element's result never depends on its batch). Everything else is qp.hpp's path unchanged.
+// The price: a batch of one (BENCH_QP.md's tiny, n = 10, p = 20) runs a group with one live
+// lane and then the scalar finish, 15 → 31 µs per call (wall, 20000 calls) — slower than the
+// scalar path alone, which routing by the batch size would avoid only by breaking that rule.
 //
 // Measured (CPU time, one thread, medians of 3 runs on the shared 2-core avx512 machine, the
 // main build 758c6ae side by side, PIQP in the same process): mpc (B = 4096, n = 12, m = 4,
