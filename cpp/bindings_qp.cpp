@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "boundary.hpp"
-#include "fastkkt/qp.hpp"
+#include "fastkkt/qp_lanes.hpp"
 #include "fastkkt/threads.hpp"
 #include "instances.hpp"
 
@@ -163,7 +163,7 @@ int solve_qp_t(const py::array& Q, const py::array& q, const py::array& A, const
   const index_t chunk = std::max<index_t>(1, static_cast<index_t>(4e7 * nt / per));
   for (index_t b0 = 0; b0 < B; b0 += chunk) {
     const index_t b1 = std::min(B, b0 + chunk);
-    fastkkt_boundary::run_released([&] { fastkkt::qp::solve_qp_batch(P, S, O, b0, b1, nt); });
+    fastkkt_boundary::run_released([&] { fastkkt::qp::solve_qp_batch_lanes(P, S, O, b0, b1, nt); });
   }
   return -1;
 }

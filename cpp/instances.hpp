@@ -15,6 +15,7 @@
 #include "fastkkt/adjoint.hpp"
 #include "fastkkt/drivers.hpp"
 #include "fastkkt/qp.hpp"
+#include "fastkkt/qp_lanes.hpp"
 
 // EXTERN: `extern` in the declarations below, empty in the one file that instantiates.
 #define FASTKKT_INSTANCES_KKT(EXTERN, T)                                                          \
@@ -31,11 +32,11 @@
       WorkspacePool<T>*);
 
 #define FASTKKT_INSTANCES_QP(EXTERN, T)                                                            \
-  EXTERN template void fastkkt::qp::solve_qp_batch<T>(                                             \
+  EXTERN template void fastkkt::qp::solve_qp_batch_lanes<T>(                                       \
       const qp::QPProblem<T>&, const qp::QPSettings<T>&, const qp::QPOutput<T>&, index_t, index_t, \
       int);                                                                                        \
-  EXTERN template void fastkkt::qp::adjoint_vectors<T>(const qp::AdjointProblem<T>&, T*, index_t,  \
-                                                       index_t, int);                              \
+  EXTERN template void fastkkt::qp::adjoint_vectors<T>(const qp::AdjointProblem<T>&, T*,           \
+                                                       std::int8_t*, index_t, index_t, int);       \
   EXTERN template void fastkkt::qp::adjoint_grads<T>(const qp::AdjointProblem<T>&, const T*,       \
                                                      const qp::AdjointGrads<T>&, int);
 

@@ -64,7 +64,8 @@
 // thread, 2026-11-29): mpc (n = 12) spends ~25% in the factorizations, ~35% in the regularized
 // solves and their residuals, the rest in the O(n) vector work of the iteration and the
 // per-element setup (load, presolve, the PSD test of Q, the start, the polish) — latency of
-// short dependent loops, which only problems interleaved across SIMD lanes would hide (not done);
+// short dependent loops, which only problems interleaved across SIMD lanes hide: qp_lanes.hpp
+// runs the iterations of small problems W at a time and hands each to this solver to finish;
 // optnet (n = p = 100) ~40% in GᵀWG and the Cholesky factorization, ~35% in matrix–vector
 // products and triangular solves. One problem per thread, in a caller-owned workspace sized once
 // per call: nothing allocated per iteration. Every element's arithmetic is independent of the
@@ -117,6 +118,19 @@ constexpr double kMargin = 0.5;
 template <class T>
 constexpr T kIpmRefineTol() {
   return std::is_same_v<T, float> ? T(1e-6) : T(1e-13);
+}
+
+// Regularization of the iteration's systems: ρ = ipm_reg·max(1, max|Qᵢⱼ|) (absolute, to Q's
+// scale) and δ = ipm_reg (qp_quasidefinite.hpp), in the polish too.
+template <class T>
+constexpr T ipm_reg() {
+  return std::is_same_v<T, float> ? T(1e-6) : T(1e-10);
+}
+
+// The polish is first tried from this looser rule on (it must still meet `tol` to be accepted).
+template <class T>
+T polish_try_tol(T tol) {
+  return std::max(tol, std::min(T(1000) * tol, T(1e-3)));
 }
 
 template <class T>
@@ -298,8 +312,11 @@ class ElementSolver {
  public:
   ElementSolver(QPWorkspace<T>& w, const QPSettings<T>& s) : w_(w), s_(s) {}
 
-  // Returns the status; on kQPSolved, w.zo/lo/mo/no hold the full-space solution.
-  QPStatus run(int& iterations);
+  // Returns the status; on kQPSolved, w.zo/lo/mo/no hold the full-space solution. With
+  // warm_it ≥ 0 the iterations start at iteration warm_it from the iterate the caller left in
+  // w.z, lam, sg, mu, tl, nl, tu, nu (of the reduced problem; qp_lanes.hpp) instead of the
+  // start point.
+  QPStatus run(int& iterations, int warm_it = -1);
 
  private:
   QPWorkspace<T>& w_;
@@ -394,7 +411,7 @@ bool ElementSolver<T>::q_is_psd() {
   rho_ = std::sqrt(std::numeric_limits<T>::epsilon()) * std::max(T(1), qmax);
   const bool ok = qd.factor(rho_, T(0));
   // regularization of the iterations: absolute, relative to Q's scale
-  rho_ = (std::is_same_v<T, float> ? T(1e-6) : T(1e-10)) * std::max(T(1), qmax);
+  rho_ = ipm_reg<T>() * std::max(T(1), qmax);
   return ok;
 }
 
@@ -440,7 +457,7 @@ bool ElementSolver<T>::factor() {
   auto H = w_.qd.H();
   T dmax = 0;
   for (index_t i = 0; i < w_.nf; ++i) dmax = std::max(dmax, H(i, i));
-  const T delta = std::is_same_v<T, float> ? T(1e-6) : T(1e-10);
+  const T delta = ipm_reg<T>();
   if (w_.qd.factor(rho_, delta)) return true;
   T rho = std::max(rho_, std::numeric_limits<T>::epsilon() * dmax);
   for (int attempt = 0; attempt < 4; ++attempt, rho *= 100)
@@ -768,7 +785,7 @@ bool ElementSolver<T>::polish() {
     for (index_t kk = 0; kk < m; ++kk) w.pb2[kk] -= Ar(kk, i) * v;
     for (index_t r = 0; r < pa; ++r) w.pb2[m + r] -= GTr(i, w.Rp[r]) * v;
   }
-  const T delta = std::is_same_v<T, float> ? T(1e-6) : T(1e-10);
+  const T delta = ipm_reg<T>();
   if (!qd.factor(rho_, delta)) return false;
   const T scale = std::max({inf_norm<T>(w.pb1.head(nfp)), inf_norm<T>(w.pb2.head(k)), T(1)});
   qd.solve(w.pb1.data(), w.pb2.data(), w.px.data(), w.py.data(), kMaxRefinePolish,
@@ -838,7 +855,7 @@ bool ElementSolver<T>::finish_full(const Vec<T>& z, const Vec<T>& lam, const Vec
 }
 
 template <class T>
-QPStatus ElementSolver<T>::run(int& iterations) {
+QPStatus ElementSolver<T>::run(int& iterations, int warm_it) {
   auto& w = w_;
   iterations = 0;
   w.have_candidate = false;
@@ -871,14 +888,17 @@ QPStatus ElementSolver<T>::run(int& iterations) {
     for (index_t i = 0; i < nf; ++i) bounds = bounds || w.mL[i] != 0 || w.mU[i] != 0;
     w.sc_on = !bounds && w.sc.setup(nf, pr, w.Qr.data(), w.GTr.data());
   }
-  if (!initial_point()) return kMaxIter;
+  if (warm_it >= 0)
+    w.dz.head(nf).setZero();  // no last step to test for a dual-infeasibility certificate
+  else if (!initial_point())
+    return kMaxIter;
   int extra = 0;
   bool polished = false;
-  // the polish is tried from a looser rule on (it must still meet `tol` to be accepted), and
-  // after a failure only once the gap has dropped tenfold
-  const T try_tol = std::max(s_.tol, std::min(T(1000) * s_.tol, T(1e-3)));
+  // the polish is tried from a looser rule on, and after a failure only once the gap has
+  // dropped tenfold
+  const T try_tol = polish_try_tol(s_.tol);
   T last_try_gap = std::numeric_limits<T>::infinity();
-  for (int it = 0;; ++it) {
+  for (int it = std::max(warm_it, 0);; ++it) {
     iterations = it;
     residuals();
     const Measures<T> M = reduced_measures();
@@ -1047,15 +1067,15 @@ void keep_adjoint_state(const QPOutput<T>& out, index_t b, QPWorkspace<T>& w, st
   act[p + n] = 1;
 }
 
+// Solves element b, already loaded into w (load_element); warm_it as ElementSolver::run.
 template <class T>
-void solve_one(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out, index_t b,
-               QPWorkspace<T>& w) {
+void solve_loaded(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out, index_t b,
+                  QPWorkspace<T>& w, int warm_it = -1) {
   const index_t n = P.n, m = P.m, p = P.p;
-  load_element(P, b, w);
   ElementSolver<T> solver(w, S);
   w.polished = false;
   int iters = 0;
-  const QPStatus st = solver.run(iters);
+  const QPStatus st = solver.run(iters, warm_it);
   out.info[b] = st;
   out.iterations[b] = iters;
   T* z = out.z + b * n;
@@ -1081,6 +1101,13 @@ void solve_one(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>&
     if (act != nullptr)
       for (index_t r = 0; r < p + n + 1; ++r) act[r] = 0;
   }
+}
+
+template <class T>
+void solve_one(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out, index_t b,
+               QPWorkspace<T>& w) {
+  load_element(P, b, w);
+  solve_loaded(P, S, out, b, w);
 }
 
 // Estimated flops of one element (about 15 iterations of forming and factoring H).

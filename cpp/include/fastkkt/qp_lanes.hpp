@@ -1,0 +1,807 @@
+// fastkkt/qp_lanes.hpp — the interior-point iterations of W small QPs at once, one problem per
+// SIMD lane: an accelerator in front of qp.hpp's per-element solver.
+//
+// Mathematics: exactly qp.hpp's primal-dual Mehrotra method (see its opening comment): the same
+// start (CVXOPT's, W = I, slacks and multipliers shifted to be ≥ 1), each iteration the reduced
+// system
+//     [ H + ρI   Aᵀ  ] [ Δz ]           H = Q + GᵀWG + Σ,  W = diag(μ/s),
+//     [ A       −δI  ] [ Δλ ] = …,      Σ = diag(ν_l/t_l + ν_u/t_u),
+// factored as qp_quasidefinite.hpp does (Cholesky L of H + ρI, X = L⁻¹Aᵀ, Cholesky of
+// XᵀX + δI), the affine predictor (unrefined solve), σ = (μ̄_aff/μ̄)³, the corrector with the
+// second-order term and one refinement step against the unregularized system, one step length
+// α = min(1, 0.995·α_max) per lane; ρ, δ and the stopping rule (qp.hpp's reduced measures at
+// the polish's trial tolerance polish_try_tol) are qp.hpp's own constants.
+//
+// Layout: W = lanes<T>() problems (interleave.hpp: one vector register of T), every vector and
+// matrix entry stored [index][lane], so each scalar operation of the scalar solver becomes one
+// vector operation over W problems; the short dependent loops of a small problem (n ≈ 10:
+// latency-bound, qp.hpp) then carry W independent problems each. A lane that has met the rule,
+// failed, or run out of iterations is frozen (its updates masked); the group iterates while any
+// lane does. Every lane's arithmetic is its own (no reduction across lanes, the same operations
+// whichever lane a problem sits in and whatever its neighbours hold), so a problem's result does
+// not depend on the group, the batch, or the thread count.
+//
+// Hand-off. The lanes only iterate. A lane that meets the rule at iteration k hands its iterate
+// to the scalar ElementSolver (qp.hpp, ElementSolver::run with a warm start at iteration k),
+// which does the rest exactly as for its own iterates: the polish, the check on the full problem,
+// further iterations, the infeasibility certificates, max_iter and the statuses. A lane that does
+// not meet the rule within kLaneMaxIter iterations (or max_iter), whose factorization breaks
+// down, whose step length collapses or whose iterate goes non-finite — infeasible and unbounded
+// problems among them — is solved by the scalar solver from scratch, as if the lanes had never
+// seen it. Which problems take this path (lane_eligible): every coordinate free (lb < ub, no
+// fixed coordinate to eliminate), every h finite (no row to drop), all data finite; and the
+// call's sizes small (lanes_pay: n + m ≤ 32, p ≤ 64, whatever the batch size, so that an
+// element's result never depends on its batch). Everything else is qp.hpp's path unchanged.
+// The price: a batch of one (BENCH_QP.md's tiny, n = 10, p = 20) runs a group with one live
+// lane and then the scalar finish, 15 → 31 µs per call (wall, 20000 calls) — slower than the
+// scalar path alone, which routing by the batch size would avoid only by breaking that rule.
+//
+// Measured (CPU time, one thread, medians of 3 runs on the shared 2-core avx512 machine, the
+// main build 758c6ae side by side, PIQP in the same process): mpc (B = 4096, n = 12, m = 4,
+// box) 251 → 121 ms, 2.0× PIQP → 4.3×; scqpth_small (B = 32, n = 10, p = 20) 2.19 → 1.80 ms,
+// 2.4× → 3.3×. Iteration counts are those of the scalar path (mpc, scqpth_small: the same for
+// every element). What is left per element (perf, mpc): the scalar finish — load, presolve, the
+// PSD test of Q, the polish and the full-problem check — about a third of the time, and the
+// lanes of a group idle once their problem is done (the group runs to its slowest problem:
+// ~10 iterations for a mean of 5.6 on mpc). The size limits (feasible_qp, B = 256, CPU ms
+// main → lanes): n, m, p = 8, 0, 8: 13.6 → 8.6; 20, 4, 30: 105 → 90; 30, 2, 20: 70 → 53;
+// 30, 2, 60: 232 → 217; 24, 8, 64: 189 → 192 — GᵀWG's pn² takes over and the gain is gone.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "fastkkt/interleave.hpp"
+#include "fastkkt/qp.hpp"
+
+namespace fastkkt {
+namespace qp {
+
+constexpr int kLaneMaxIter = 40;  // iterations in lanes before a problem goes back to scratch
+
+// The lane path's shapes: small enough that one problem's loops are latency-bound. By the shapes
+// only, never the batch size: an element's result must not depend on the batch it came in
+// (fastkkt.dask's chunks, of any size, give the NumPy function's bits; API.md).
+inline bool lanes_pay(index_t n, index_t m, index_t p) { return n >= 1 && n + m <= 32 && p <= 64; }
+
+// W problems interleaved [index][lane]; sized once per thread for (n, m, p).
+template <class T>
+struct LaneGroup {
+  static constexpr int W = lanes<T>();
+  index_t n = 0, m = 0, p = 0;
+  // data
+  std::vector<T> Q, A, GT, q, c, h, mL, mU, lbz, ubz, rho;
+  // iterate, steps, residuals
+  std::vector<T> z, lam, sg, mu, tl, nl, tu, nu;
+  std::vector<T> dz, dlam, dsg, dmu, dtl, dnl, dtu, dnu;
+  std::vector<T> az, alam, asg, amu, atl, anl, atu, anu;
+  std::vector<T> rd, rp, rg, rl, ru, rcg, rcl, rcu, b1, b2, e1, e2, x1, y1;
+  std::vector<T> Qz, Atl, Gtm, Az, Gz, wg, tmp, GW;
+  // factorization: H (lower, unregularized), L, X = L⁻¹Aᵀ, Sf (Cholesky of XᵀX + δI)
+  std::vector<T> H, L, Ld, X, Sf, Sd;
+  // per lane: 1 while iterating; the outcome (0 scratch, 1 handed over at iteration it_done)
+  std::vector<std::int8_t> run, done;
+  std::vector<int> it_done;
+
+  LaneGroup(index_t n_, index_t m_, index_t p_) : n(n_), m(m_), p(p_) {
+    const size_t N = static_cast<size_t>(std::max<index_t>(n, 1)) * W;
+    const size_t M = static_cast<size_t>(std::max<index_t>(m, 1)) * W;
+    const size_t P = static_cast<size_t>(std::max<index_t>(p, 1)) * W;
+    Q.resize(N * n);
+    H.resize(N * n);
+    L.resize(N * n);
+    A.resize(M * n);
+    X.resize(M * n);
+    GT.resize(P * n);
+    GW.resize(P * n);
+    Sf.resize(M * std::max<index_t>(m, 1));
+    for (auto* v : {&q,   &mL,  &mU,  &lbz, &ubz, &z,   &tl,  &nl,  &tu,  &nu, &dz,
+                    &dtl, &dnl, &dtu, &dnu, &az,  &atl, &anl, &atu, &anu, &rd, &rl,
+                    &ru,  &rcl, &rcu, &b1,  &e1,  &x1,  &Qz,  &Atl, &Gtm, &Ld})
+      v->resize(N);
+    for (auto* v : {&c, &lam, &dlam, &alam, &rp, &b2, &e2, &y1, &Az, &Sd}) v->resize(M);
+    for (auto* v : {&h, &sg, &mu, &dsg, &dmu, &asg, &amu, &rg, &rcg, &Gz, &wg, &tmp}) v->resize(P);
+    rho.resize(W);
+    run.resize(W);
+    done.resize(W);
+    it_done.resize(W);
+  }
+};
+
+// Can element data (dense, as load_element leaves it in w) take the lane path?
+template <class T>
+bool lane_eligible(const QPWorkspace<T>& w) {
+  const index_t n = w.n, m = w.m, p = w.p;
+  for (index_t i = 0; i < n; ++i) {
+    if (!(w.lbf[i] < w.ubf[i]) || std::isnan(w.lbf[i]) || std::isnan(w.ubf[i])) return false;
+    if (!std::isfinite(w.qf[i])) return false;
+  }
+  for (index_t i = 0; i < n * n; ++i)
+    if (!std::isfinite(w.Qf[i])) return false;
+  for (index_t i = 0; i < m * n; ++i)
+    if (!std::isfinite(w.Af[i])) return false;
+  for (index_t i = 0; i < p * n; ++i)
+    if (!std::isfinite(w.Gf[i])) return false;
+  for (index_t k = 0; k < m; ++k)
+    if (!std::isfinite(w.cf[k])) return false;
+  for (index_t r = 0; r < p; ++r)
+    if (!std::isfinite(w.hf[r])) return false;
+  return true;
+}
+
+// Copies the element in w (dense) into lane l of g.
+template <class T>
+void lane_load(const QPWorkspace<T>& w, LaneGroup<T>& g, int l) {
+  constexpr int W = LaneGroup<T>::W;
+  const index_t n = w.n, m = w.m, p = w.p;
+  T qmax = 0;
+  for (index_t j = 0; j < n; ++j)
+    for (index_t i = 0; i < n; ++i) {
+      const T v = w.Qf[i + j * n];
+      g.Q[(i + j * n) * W + l] = v;
+      qmax = std::max(qmax, std::abs(v));
+    }
+  for (index_t j = 0; j < n; ++j) {
+    for (index_t k = 0; k < m; ++k) g.A[(k + j * m) * W + l] = w.Af[k + j * m];
+    for (index_t r = 0; r < p; ++r) g.GT[(j + r * n) * W + l] = w.Gf[r + j * p];
+    g.q[j * W + l] = w.qf[j];
+    const T lo = w.lbf[j], hi = w.ubf[j];
+    g.mL[j * W + l] = std::isfinite(lo) ? T(1) : T(0);
+    g.mU[j * W + l] = std::isfinite(hi) ? T(1) : T(0);
+    g.lbz[j * W + l] = std::isfinite(lo) ? lo : T(0);
+    g.ubz[j * W + l] = std::isfinite(hi) ? hi : T(0);
+  }
+  for (index_t k = 0; k < m; ++k) g.c[k * W + l] = w.cf[k];
+  for (index_t r = 0; r < p; ++r) g.h[r * W + l] = w.hf[r];
+  g.rho[l] = ipm_reg<T>() * std::max(T(1), qmax);  // as ElementSolver::q_is_psd
+}
+
+// Copies lane l's iterate into the scalar workspace (reduced = full: no fixed coordinate, no
+// dropped row), for ElementSolver::run's warm start.
+template <class T>
+void lane_store(const LaneGroup<T>& g, int l, QPWorkspace<T>& w) {
+  constexpr int W = LaneGroup<T>::W;
+  for (index_t i = 0; i < g.n; ++i) {
+    w.z[i] = g.z[i * W + l];
+    w.tl[i] = g.tl[i * W + l];
+    w.nl[i] = g.nl[i * W + l];
+    w.tu[i] = g.tu[i * W + l];
+    w.nu[i] = g.nu[i * W + l];
+  }
+  for (index_t k = 0; k < g.m; ++k) w.lam[k] = g.lam[k * W + l];
+  for (index_t r = 0; r < g.p; ++r) {
+    w.sg[r] = g.sg[r * W + l];
+    w.mu[r] = g.mu[r * W + l];
+  }
+}
+
+// out = init ± Σₖ a[k·sa]∘b[k·sb] (k in order, lanewise; vectors of W lanes), accumulated in a
+// local vector: out may alias init but not a or b, and the sum stays in a register.
+template <int W, bool Sub, class T>
+inline void lane_dot(T* out, const T* init, const T* a, index_t sa, const T* b, index_t sb,
+                     index_t len) {
+  T acc[W];
+  for (int l = 0; l < W; ++l) acc[l] = init[l];
+  for (index_t k = 0; k < len; ++k) {
+    const T* ak = a + k * sa * W;
+    const T* bk = b + k * sb * W;
+    for (int l = 0; l < W; ++l) {
+      if constexpr (Sub)
+        acc[l] -= ak[l] * bk[l];
+      else
+        acc[l] += ak[l] * bk[l];
+    }
+  }
+  for (int l = 0; l < W; ++l) out[l] = acc[l];
+}
+
+template <class T>
+class LaneSolver {
+  static constexpr int W = LaneGroup<T>::W;
+  using L_t = T[W];
+
+ public:
+  LaneSolver(LaneGroup<T>& g, const QPSettings<T>& s) : g_(g), s_(s) {}
+
+  // Iterates the lanes with g.run[l] = 1; on return g.done[l] = 1 where lane l met the rule
+  // (at iteration g.it_done[l]), else 0.
+  void run() {
+    auto& g = g_;
+    for (int l = 0; l < W; ++l) g.done[l] = 0;
+    start();
+    const T try_tol = polish_try_tol(s_.tol);
+    const int cap = std::min(s_.max_iter, kLaneMaxIter);
+    for (int it = 0;; ++it) {
+      residuals();
+      check(it, try_tol, cap);
+      bool any = false;
+      for (int l = 0; l < W; ++l) any = any || g.run[l] != 0;
+      if (!any) return;
+      step();
+    }
+  }
+
+ private:
+  LaneGroup<T>& g_;
+  const QPSettings<T>& s_;
+
+  T* at(std::vector<T>& v, index_t i) { return v.data() + i * W; }
+
+  // H = Q + GᵀWG + Σ (lower) from g.wg, and its factorization; lanes that break down stop.
+  void build_factor() {
+    auto& g = g_;
+    const index_t n = g.n, m = g.m, p = g.p;
+    for (index_t r = 0; r < p; ++r)
+      for (index_t j = 0; j < n; ++j) {
+        T* gw = at(g.GW, j + r * n);
+        const T *wr = at(g.wg, r), *gj = at(g.GT, j + r * n);
+        for (int l = 0; l < W; ++l) gw[l] = wr[l] * gj[l];
+      }
+    for (index_t j = 0; j < n; ++j)
+      for (index_t i = j; i < n; ++i) {
+        // Σ_r G_ri·(w_r·G_rj), with w_r·G_rj from GW = diag(w)G
+        lane_dot<W, false>(at(g.H, i + j * n), at(g.Q, i + j * n), at(g.GT, i), n, at(g.GW, j), n,
+                           p);
+      }
+    for (index_t i = 0; i < n; ++i) {
+      T* Hp = at(g.H, i + i * n);
+      const T *mL = at(g.mL, i), *mU = at(g.mU, i), *nl = at(g.nl, i), *tl = at(g.tl, i),
+              *nu = at(g.nu, i), *tu = at(g.tu, i);
+      for (int l = 0; l < W; ++l) Hp[l] += mL[l] * nl[l] / tl[l] + mU[l] * nu[l] / tu[l];
+    }
+    // Cholesky of H + ρI (left-looking, column j)
+    L_t bad{};
+    for (index_t j = 0; j < n; ++j) {
+      for (index_t i = j; i < n; ++i) {
+        T* Lp = at(g.L, i + j * n);
+        const T* Hp = at(g.H, i + j * n);
+        for (int l = 0; l < W; ++l) Lp[l] = Hp[l] + (i == j ? g.rho[l] : T(0));
+        lane_dot<W, true>(Lp, Lp, at(g.L, i), n, at(g.L, j), n, j);
+      }
+      T* d = at(g.L, j + j * n);
+      T* di = at(g.Ld, j);
+      for (int l = 0; l < W; ++l) {
+        bad[l] += (d[l] > 0) ? T(0) : T(1);
+        d[l] = std::sqrt(std::max(d[l], T(0)));
+        di[l] = T(1) / d[l];
+      }
+      for (index_t i = j + 1; i < n; ++i) {
+        T* Lp = at(g.L, i + j * n);
+        for (int l = 0; l < W; ++l) Lp[l] *= di[l];
+      }
+    }
+    if (m > 0) {
+      // X = L⁻¹Aᵀ (n×m), S = XᵀX + δI, its Cholesky
+      for (index_t k = 0; k < m; ++k) {
+        for (index_t i = 0; i < n; ++i) {
+          T* x = at(g.X, i + k * n);
+          lane_dot<W, true>(x, at(g.A, k + i * m), at(g.L, i), n, at(g.X, k * n), 1, i);
+          const T* di = at(g.Ld, i);
+          for (int l = 0; l < W; ++l) x[l] *= di[l];
+        }
+      }
+      const T delta = ipm_reg<T>();
+      for (index_t b = 0; b < m; ++b)
+        for (index_t a = b; a < m; ++a) {
+          T* s = at(g.Sf, a + b * m);
+          for (int l = 0; l < W; ++l) s[l] = a == b ? delta : T(0);
+          lane_dot<W, false>(s, s, at(g.X, a * n), 1, at(g.X, b * n), 1, n);
+        }
+      for (index_t j = 0; j < m; ++j) {
+        for (index_t i = j; i < m; ++i) {
+          T* s = at(g.Sf, i + j * m);
+          lane_dot<W, true>(s, s, at(g.Sf, i), m, at(g.Sf, j), m, j);
+        }
+        T* d = at(g.Sf, j + j * m);
+        T* di = at(g.Sd, j);
+        for (int l = 0; l < W; ++l) {
+          bad[l] += (d[l] > 0) ? T(0) : T(1);
+          d[l] = std::sqrt(std::max(d[l], T(0)));
+          di[l] = T(1) / d[l];
+        }
+        for (index_t i = j + 1; i < m; ++i) {
+          T* s = at(g.Sf, i + j * m);
+          for (int l = 0; l < W; ++l) s[l] *= di[l];
+        }
+      }
+    }
+    for (int l = 0; l < W; ++l)
+      if (bad[l] != 0 || !std::isfinite(g.rho[l])) g.run[l] = 0;
+  }
+
+  // [x; y] = K_reg⁻¹[b1; b2] (qp_quasidefinite.hpp solve_reg).
+  void solve_reg(const std::vector<T>& b1, const std::vector<T>& b2, std::vector<T>& x,
+                 std::vector<T>& y) {
+    auto& g = g_;
+    const index_t n = g.n, m = g.m;
+    for (index_t i = 0; i < n; ++i) {  // x = L⁻¹b1
+      T* xi = at(x, i);
+      lane_dot<W, true>(xi, b1.data() + i * W, at(g.L, i), n, x.data(), 1, i);
+      const T* di = at(g.Ld, i);
+      for (int l = 0; l < W; ++l) xi[l] *= di[l];
+    }
+    if (m > 0) {
+      for (index_t k = 0; k < m; ++k) {  // y = Xᵀx − b2
+        T* yk = at(y, k);
+        const T* bk = b2.data() + k * W;
+        for (int l = 0; l < W; ++l) yk[l] = -bk[l];
+        lane_dot<W, false>(yk, yk, at(g.X, k * n), 1, x.data(), 1, n);
+      }
+      for (index_t i = 0; i < m; ++i) {  // y = Sf⁻¹y
+        T* yi = at(y, i);
+        lane_dot<W, true>(yi, yi, at(g.Sf, i), m, y.data(), 1, i);
+        const T* di = at(g.Sd, i);
+        for (int l = 0; l < W; ++l) yi[l] *= di[l];
+      }
+      for (index_t i = m - 1; i >= 0; --i) {  // y = Sf⁻ᵀy
+        T* yi = at(y, i);
+        lane_dot<W, true>(yi, yi, at(g.Sf, i + 1 + i * m), 1, at(y, i + 1), 1, m - 1 - i);
+        const T* di = at(g.Sd, i);
+        for (int l = 0; l < W; ++l) yi[l] *= di[l];
+      }
+      for (index_t i = 0; i < n; ++i)  // x −= X y
+        lane_dot<W, true>(at(x, i), at(x, i), at(g.X, i), n, y.data(), 1, m);
+    }
+    for (index_t i = n - 1; i >= 0; --i) {  // x = L⁻ᵀx
+      T* xi = at(x, i);
+      lane_dot<W, true>(xi, xi, at(g.L, i + 1 + i * n), 1, at(x, i + 1), 1, n - 1 - i);
+      const T* di = at(g.Ld, i);
+      for (int l = 0; l < W; ++l) xi[l] *= di[l];
+    }
+  }
+
+  // Solve with `refine` steps of iterative refinement against the unregularized system.
+  void solve(std::vector<T>& b1, std::vector<T>& b2, std::vector<T>& x, std::vector<T>& y,
+             int refine) {
+    auto& g = g_;
+    const index_t n = g.n, m = g.m;
+    solve_reg(b1, b2, x, y);
+    for (int s = 0; s < refine; ++s) {
+      // e = b − K[x; y], K = [H Aᵀ; A 0] with H's lower triangle
+      for (index_t i = 0; i < n; ++i) {
+        T* e = at(g.e1, i);
+        // H's lower triangle: row i left of the diagonal, then column i from the diagonal down
+        lane_dot<W, true>(e, b1.data() + i * W, at(g.H, i), n, x.data(), 1, i);
+        lane_dot<W, true>(e, e, at(g.H, i + i * n), 1, at(x, i), 1, n - i);
+        lane_dot<W, true>(e, e, at(g.A, i * m), 1, y.data(), 1, m);
+      }
+      for (index_t k = 0; k < m; ++k) {
+        lane_dot<W, true>(at(g.e2, k), b2.data() + k * W, at(g.A, k), m, x.data(), 1, n);
+      }
+      solve_reg(g.e1, g.e2, g.x1, g.y1);
+      for (index_t i = 0; i < n * W; ++i) x[i] += g.x1[i];
+      for (index_t k = 0; k < m * W; ++k) y[k] += g.y1[k];
+    }
+  }
+
+  void start() {
+    auto& g = g_;
+    const index_t n = g.n, m = g.m, p = g.p;
+    for (index_t i = 0; i < p * W; ++i) g.wg[i] = 1;
+    for (index_t i = 0; i < n * W; ++i) {
+      g.tl[i] = g.tu[i] = 1;
+      g.nl[i] = g.mL[i];
+      g.nu[i] = g.mU[i];
+    }
+    build_factor();
+    for (index_t i = 0; i < n; ++i) {
+      T* b = at(g.b1, i);
+      const T *q = at(g.q, i), *mL = at(g.mL, i), *mU = at(g.mU, i), *lo = at(g.lbz, i),
+              *hi = at(g.ubz, i);
+      for (int l = 0; l < W; ++l) b[l] = -q[l];
+      for (index_t r = 0; r < p; ++r) {
+        const T *gt = at(g.GT, i + r * n), *hr = at(g.h, r);
+        for (int l = 0; l < W; ++l) b[l] += gt[l] * hr[l];
+      }
+      for (int l = 0; l < W; ++l) b[l] += mL[l] * lo[l] + mU[l] * hi[l];
+    }
+    for (index_t k = 0; k < m * W; ++k) g.b2[k] = g.c[k];
+    solve(g.b1, g.b2, g.z, g.lam, 2);
+    L_t smin, snrm{}, smax;
+    for (int l = 0; l < W; ++l) {
+      smin[l] = std::numeric_limits<T>::infinity();
+      smax[l] = -std::numeric_limits<T>::infinity();
+    }
+    for (index_t r = 0; r < p; ++r) {
+      T* s = at(g.sg, r);
+      const T* hr = at(g.h, r);
+      for (int l = 0; l < W; ++l) s[l] = hr[l];
+      for (index_t i = 0; i < n; ++i) {
+        const T *gt = at(g.GT, i + r * n), *zi = at(g.z, i);
+        for (int l = 0; l < W; ++l) s[l] -= gt[l] * zi[l];
+      }
+      for (int l = 0; l < W; ++l) {
+        smin[l] = std::min(smin[l], s[l]);
+        smax[l] = std::max(smax[l], s[l]);
+        snrm[l] = std::max(snrm[l], std::abs(s[l]));
+      }
+    }
+    for (index_t i = 0; i < n; ++i) {
+      T *tl = at(g.tl, i), *tu = at(g.tu, i);
+      const T *zi = at(g.z, i), *mL = at(g.mL, i), *mU = at(g.mU, i), *lo = at(g.lbz, i),
+              *hi = at(g.ubz, i);
+      for (int l = 0; l < W; ++l) {
+        tl[l] = mL[l] != 0 ? zi[l] - lo[l] : T(1);
+        tu[l] = mU[l] != 0 ? hi[l] - zi[l] : T(1);
+        if (mL[l] != 0) {
+          smin[l] = std::min(smin[l], tl[l]);
+          smax[l] = std::max(smax[l], tl[l]);
+          snrm[l] = std::max(snrm[l], std::abs(tl[l]));
+        }
+        if (mU[l] != 0) {
+          smin[l] = std::min(smin[l], tu[l]);
+          smax[l] = std::max(smax[l], tu[l]);
+          snrm[l] = std::max(snrm[l], std::abs(tu[l]));
+        }
+      }
+    }
+    L_t sshift, dshift;
+    for (int l = 0; l < W; ++l) {
+      const T thr = T(1e-8) * std::max(T(1), snrm[l]);
+      sshift[l] = smin[l] <= thr ? 1 - smin[l] : T(0);
+      dshift[l] = smax[l] >= -thr ? 1 + smax[l] : T(0);
+    }
+    for (index_t r = 0; r < p; ++r) {
+      T *s = at(g.sg, r), *mu = at(g.mu, r);
+      for (int l = 0; l < W; ++l) {
+        const T v = s[l];
+        s[l] = v + sshift[l];
+        mu[l] = -v + dshift[l];
+      }
+    }
+    for (index_t i = 0; i < n; ++i) {
+      T *tl = at(g.tl, i), *tu = at(g.tu, i), *nl = at(g.nl, i), *nu = at(g.nu, i);
+      const T *mL = at(g.mL, i), *mU = at(g.mU, i);
+      for (int l = 0; l < W; ++l) {
+        const T a = tl[l], b = tu[l];
+        tl[l] = mL[l] != 0 ? a + sshift[l] : T(1);
+        nl[l] = mL[l] != 0 ? -a + dshift[l] : T(0);
+        tu[l] = mU[l] != 0 ? b + sshift[l] : T(1);
+        nu[l] = mU[l] != 0 ? -b + dshift[l] : T(0);
+      }
+    }
+  }
+
+  void residuals() {
+    auto& g = g_;
+    const index_t n = g.n, m = g.m, p = g.p;
+    for (index_t i = 0; i < n; ++i) {
+      T *Qz = at(g.Qz, i), *Atl = at(g.Atl, i), *Gtm = at(g.Gtm, i);
+      const T zero[W] = {};
+      lane_dot<W, false>(Qz, zero, at(g.Q, i), n, g.z.data(), 1, n);
+      lane_dot<W, false>(Atl, zero, at(g.A, i * m), 1, g.lam.data(), 1, m);
+      lane_dot<W, false>(Gtm, zero, at(g.GT, i), n, g.mu.data(), 1, p);
+      T *rd = at(g.rd, i), *rl = at(g.rl, i), *ru = at(g.ru, i);
+      const T *q = at(g.q, i), *nl = at(g.nl, i), *nu = at(g.nu, i), *zi = at(g.z, i),
+              *tl = at(g.tl, i), *tu = at(g.tu, i), *mL = at(g.mL, i), *mU = at(g.mU, i),
+              *lo = at(g.lbz, i), *hi = at(g.ubz, i);
+      for (int l = 0; l < W; ++l) {
+        rd[l] = Qz[l] + q[l] + Atl[l] + Gtm[l] - nl[l] + nu[l];
+        rl[l] = mL[l] * (-zi[l] + tl[l] + lo[l]);
+        ru[l] = mU[l] * (zi[l] + tu[l] - hi[l]);
+      }
+    }
+    for (index_t k = 0; k < m; ++k) {
+      T* Az = at(g.Az, k);
+      const T zero[W] = {};
+      lane_dot<W, false>(Az, zero, at(g.A, k), m, g.z.data(), 1, n);
+      T* rp = at(g.rp, k);
+      const T* c = at(g.c, k);
+      for (int l = 0; l < W; ++l) rp[l] = Az[l] - c[l];
+    }
+    for (index_t r = 0; r < p; ++r) {
+      T* Gz = at(g.Gz, r);
+      const T zero[W] = {};
+      lane_dot<W, false>(Gz, zero, at(g.GT, r * n), 1, g.z.data(), 1, n);
+      T* rg = at(g.rg, r);
+      const T *s = at(g.sg, r), *h = at(g.h, r);
+      for (int l = 0; l < W; ++l) rg[l] = Gz[l] + s[l] - h[l];
+    }
+  }
+
+  // ElementSolver::reduced_measures per lane; stops the lanes that meet the rule (done), fail
+  // (non-finite) or run out of iterations.
+  void check(int it, T try_tol, int cap) {
+    auto& g = g_;
+    const index_t n = g.n, m = g.m, p = g.p;
+    L_t pres{}, pscale{}, dres{}, dscale{}, bterm{}, numax{}, zQz{}, qz{}, cl{}, hm{};
+    for (index_t k = 0; k < m; ++k) {
+      const T *rp = at(g.rp, k), *Az = at(g.Az, k), *c = at(g.c, k), *lk = at(g.lam, k);
+      for (int l = 0; l < W; ++l) {
+        pres[l] = std::max(pres[l], std::abs(rp[l]));
+        pscale[l] = std::max({pscale[l], std::abs(Az[l]), std::abs(c[l])});
+        cl[l] += c[l] * lk[l];
+      }
+    }
+    for (index_t r = 0; r < p; ++r) {
+      const T *Gz = at(g.Gz, r), *h = at(g.h, r), *mr = at(g.mu, r);
+      for (int l = 0; l < W; ++l) {
+        pres[l] = std::max(pres[l], Gz[l] - h[l]);
+        pscale[l] = std::max({pscale[l], std::abs(Gz[l]), std::abs(h[l])});
+        hm[l] += h[l] * mr[l];
+      }
+    }
+    for (index_t i = 0; i < n; ++i) {
+      const T *zi = at(g.z, i), *mL = at(g.mL, i), *mU = at(g.mU, i), *lo = at(g.lbz, i),
+              *hi = at(g.ubz, i), *nl = at(g.nl, i), *nu = at(g.nu, i), *rd = at(g.rd, i),
+              *Qz = at(g.Qz, i), *q = at(g.q, i), *Atl = at(g.Atl, i), *Gtm = at(g.Gtm, i);
+      for (int l = 0; l < W; ++l) {
+        pscale[l] = std::max(pscale[l], std::abs(zi[l]));
+        if (mL[l] != 0) pres[l] = std::max(pres[l], lo[l] - zi[l]);
+        if (mU[l] != 0) pres[l] = std::max(pres[l], zi[l] - hi[l]);
+        bterm[l] += hi[l] * nu[l] - lo[l] * nl[l];
+        numax[l] = std::max(numax[l], std::abs(nu[l] - nl[l]));
+        dres[l] = std::max(dres[l], std::abs(rd[l]));
+        dscale[l] = std::max(
+            {dscale[l], std::abs(Qz[l]), std::abs(q[l]), std::abs(Atl[l]), std::abs(Gtm[l])});
+        zQz[l] += zi[l] * Qz[l];
+        qz[l] += q[l] * zi[l];
+      }
+    }
+    for (int l = 0; l < W; ++l) {
+      if (g.run[l] == 0) continue;
+      Measures<T> M{};
+      M.pres = pres[l];
+      M.pscale = 1 + pscale[l];
+      M.dres = dres[l];
+      M.dscale = 1 + std::max(dscale[l], numax[l]);
+      M.gap = std::abs(zQz[l] + qz[l] + cl[l] + hm[l] + bterm[l]);
+      M.gscale = 1 + std::abs(zQz[l] / 2 + qz[l]) +
+                 std::max({std::abs(zQz[l]), std::abs(qz[l]), std::abs(cl[l]), std::abs(hm[l]),
+                           std::abs(bterm[l])});
+      if (!std::isfinite(M.pres + M.dres + M.gap)) {
+        g.run[l] = 0;
+      } else if (M.ok(try_tol)) {
+        g.run[l] = 0;
+        g.done[l] = 1;
+        g.it_done[l] = it;
+      } else if (it >= cap) {
+        g.run[l] = 0;
+      }
+    }
+  }
+
+  // Newton direction for complementarity right-hand sides rc (ElementSolver::solve_newton).
+  void newton(std::vector<T>& dz, std::vector<T>& dlam, std::vector<T>& dsg, std::vector<T>& dmu,
+              std::vector<T>& dtl, std::vector<T>& dnl, std::vector<T>& dtu, std::vector<T>& dnu,
+              int refine) {
+    auto& g = g_;
+    const index_t n = g.n, m = g.m, p = g.p;
+    for (index_t r = 0; r < p; ++r) {
+      T* t = at(g.tmp, r);
+      const T *mu = at(g.mu, r), *rg = at(g.rg, r), *rc = at(g.rcg, r), *s = at(g.sg, r);
+      for (int l = 0; l < W; ++l) t[l] = (mu[l] * rg[l] - rc[l]) / s[l];
+    }
+    for (index_t i = 0; i < n; ++i) {
+      T* b = at(g.b1, i);
+      const T* rd = at(g.rd, i);
+      for (int l = 0; l < W; ++l) b[l] = -rd[l];
+      lane_dot<W, true>(b, b, at(g.GT, i), n, g.tmp.data(), 1, p);
+      const T *mL = at(g.mL, i), *mU = at(g.mU, i), *nl = at(g.nl, i), *nu = at(g.nu, i),
+              *rl = at(g.rl, i), *ru = at(g.ru, i), *rcl = at(g.rcl, i), *rcu = at(g.rcu, i),
+              *tl = at(g.tl, i), *tu = at(g.tu, i);
+      for (int l = 0; l < W; ++l)
+        b[l] += mL[l] * (nl[l] * rl[l] - rcl[l]) / tl[l] - mU[l] * (nu[l] * ru[l] - rcu[l]) / tu[l];
+    }
+    for (index_t k = 0; k < m * W; ++k) g.b2[k] = -g.rp[k];
+    solve(g.b1, g.b2, dz, dlam, refine);
+    for (index_t r = 0; r < p; ++r) {
+      T *ds = at(dsg, r), *dm = at(dmu, r);
+      const T *rg = at(g.rg, r), *rc = at(g.rcg, r), *mu = at(g.mu, r), *s = at(g.sg, r);
+      for (int l = 0; l < W; ++l) ds[l] = -rg[l];
+      lane_dot<W, true>(ds, ds, at(g.GT, r * n), 1, dz.data(), 1, n);
+      for (int l = 0; l < W; ++l) dm[l] = (-rc[l] - mu[l] * ds[l]) / s[l];
+    }
+    for (index_t i = 0; i < n; ++i) {
+      T *a = at(dtl, i), *b = at(dnl, i), *c = at(dtu, i), *d = at(dnu, i);
+      const T *mL = at(g.mL, i), *mU = at(g.mU, i), *nl = at(g.nl, i), *nu = at(g.nu, i),
+              *rl = at(g.rl, i), *ru = at(g.ru, i), *rcl = at(g.rcl, i), *rcu = at(g.rcu, i),
+              *tl = at(g.tl, i), *tu = at(g.tu, i), *dzi = at(dz, i);
+      for (int l = 0; l < W; ++l) {
+        a[l] = mL[l] * (-rl[l] + dzi[l]);
+        b[l] = mL[l] * (-rcl[l] - nl[l] * a[l]) / tl[l];
+        c[l] = mU[l] * (-ru[l] - dzi[l]);
+        d[l] = mU[l] * (-rcu[l] - nu[l] * c[l]) / tu[l];
+      }
+    }
+  }
+
+  static void upd(T* a, const T* x, const T* dx) {
+    for (int l = 0; l < W; ++l) a[l] = dx[l] < 0 ? std::min(a[l], -x[l] / dx[l]) : a[l];
+  }
+
+  void max_step(T* a, const std::vector<T>& dsg, const std::vector<T>& dmu,
+                const std::vector<T>& dtl, const std::vector<T>& dnl, const std::vector<T>& dtu,
+                const std::vector<T>& dnu) {
+    auto& g = g_;
+    for (int l = 0; l < W; ++l) a[l] = std::numeric_limits<T>::infinity();
+    for (index_t r = 0; r < g.p; ++r) {
+      upd(a, at(g.sg, r), dsg.data() + r * W);
+      upd(a, at(g.mu, r), dmu.data() + r * W);
+    }
+    // masked bounds have Δt = Δν = 0 (their t = 1, ν = 0), so they never limit the step
+    for (index_t i = 0; i < g.n; ++i) {
+      upd(a, at(g.tl, i), dtl.data() + i * W);
+      upd(a, at(g.nl, i), dnl.data() + i * W);
+      upd(a, at(g.tu, i), dtu.data() + i * W);
+      upd(a, at(g.nu, i), dnu.data() + i * W);
+    }
+  }
+
+  void step() {
+    auto& g = g_;
+    const index_t n = g.n, m = g.m, p = g.p;
+    for (index_t r = 0; r < p * W; ++r) g.wg[r] = g.mu[r] / g.sg[r];
+    build_factor();
+    L_t mubar{}, ncomp{};
+    for (index_t r = 0; r < p; ++r) {
+      T* rc = at(g.rcg, r);
+      const T *s = at(g.sg, r), *mu = at(g.mu, r);
+      for (int l = 0; l < W; ++l) {
+        rc[l] = s[l] * mu[l];
+        mubar[l] += rc[l];
+        ncomp[l] += 1;
+      }
+    }
+    for (index_t i = 0; i < n; ++i) {
+      T *rcl = at(g.rcl, i), *rcu = at(g.rcu, i);
+      const T *mL = at(g.mL, i), *mU = at(g.mU, i), *tl = at(g.tl, i), *nl = at(g.nl, i),
+              *tu = at(g.tu, i), *nu = at(g.nu, i);
+      for (int l = 0; l < W; ++l) {
+        rcl[l] = tl[l] * nl[l] * mL[l];
+        rcu[l] = tu[l] * nu[l] * mU[l];
+        mubar[l] += rcl[l] + rcu[l];
+        ncomp[l] += mL[l] + mU[l];
+      }
+    }
+    for (int l = 0; l < W; ++l) mubar[l] = ncomp[l] > 0 ? mubar[l] / ncomp[l] : T(0);
+    newton(g.az, g.alam, g.asg, g.amu, g.atl, g.anl, g.atu, g.anu, 0);
+    L_t aa, muaff{}, sigma;
+    max_step(aa, g.asg, g.amu, g.atl, g.anl, g.atu, g.anu);
+    for (int l = 0; l < W; ++l) aa[l] = std::min(T(1), aa[l]);
+    for (index_t r = 0; r < p; ++r) {
+      const T *s = at(g.sg, r), *mu = at(g.mu, r), *ds = at(g.asg, r), *dm = at(g.amu, r);
+      for (int l = 0; l < W; ++l) muaff[l] += (s[l] + aa[l] * ds[l]) * (mu[l] + aa[l] * dm[l]);
+    }
+    for (index_t i = 0; i < n; ++i) {
+      const T *mL = at(g.mL, i), *mU = at(g.mU, i), *tl = at(g.tl, i), *nl = at(g.nl, i),
+              *tu = at(g.tu, i), *nu = at(g.nu, i), *a = at(g.atl, i), *b = at(g.anl, i),
+              *c = at(g.atu, i), *d = at(g.anu, i);
+      for (int l = 0; l < W; ++l)
+        muaff[l] += mL[l] * ((tl[l] + aa[l] * a[l]) * (nl[l] + aa[l] * b[l])) +
+                    mU[l] * ((tu[l] + aa[l] * c[l]) * (nu[l] + aa[l] * d[l]));
+    }
+    for (int l = 0; l < W; ++l) {
+      const T ma = ncomp[l] > 0 ? muaff[l] / ncomp[l] : T(0);
+      const T ratio = mubar[l] > 0 ? std::min(T(1), std::max(T(0), ma / mubar[l])) : T(0);
+      sigma[l] = ncomp[l] > 0 ? ratio * ratio * ratio : T(0);
+    }
+    for (index_t r = 0; r < p; ++r) {
+      T* rc = at(g.rcg, r);
+      const T *ds = at(g.asg, r), *dm = at(g.amu, r);
+      for (int l = 0; l < W; ++l) rc[l] += ds[l] * dm[l] - sigma[l] * mubar[l];
+    }
+    for (index_t i = 0; i < n; ++i) {
+      T *rcl = at(g.rcl, i), *rcu = at(g.rcu, i);
+      const T *mL = at(g.mL, i), *mU = at(g.mU, i), *a = at(g.atl, i), *b = at(g.anl, i),
+              *c = at(g.atu, i), *d = at(g.anu, i);
+      for (int l = 0; l < W; ++l) {
+        rcl[l] += mL[l] * (a[l] * b[l] - sigma[l] * mubar[l]);
+        rcu[l] += mU[l] * (c[l] * d[l] - sigma[l] * mubar[l]);
+      }
+    }
+    newton(g.dz, g.dlam, g.dsg, g.dmu, g.dtl, g.dnl, g.dtu, g.dnu, 1);
+    L_t alpha;
+    max_step(alpha, g.dsg, g.dmu, g.dtl, g.dnl, g.dtu, g.dnu);
+    for (int l = 0; l < W; ++l) {
+      alpha[l] = std::min(T(1), T(0.995) * alpha[l]);
+      if (!(alpha[l] > T(1e-12))) g.run[l] = 0;
+      if (g.run[l] == 0) alpha[l] = 0;  // frozen lanes keep their iterate
+    }
+    auto move = [&alpha](std::vector<T>& x, const std::vector<T>& dx, index_t len) {
+      T a[W];  // a local copy: stores to x cannot change it
+      for (int l = 0; l < W; ++l) a[l] = alpha[l];
+      T* xp = x.data();
+      const T* dp = dx.data();
+      for (index_t i = 0; i < len; ++i, xp += W, dp += W)
+        for (int l = 0; l < W; ++l) xp[l] = a[l] > 0 ? xp[l] + a[l] * dp[l] : xp[l];
+    };
+    move(g.z, g.dz, n);
+    move(g.lam, g.dlam, m);
+    move(g.sg, g.dsg, p);
+    move(g.mu, g.dmu, p);
+    move(g.tl, g.dtl, n);
+    move(g.nl, g.dnl, n);
+    move(g.tu, g.dtu, n);
+    move(g.nu, g.dnu, n);
+    for (index_t i = 0; i < n * W; ++i) {  // masked bounds stay inert
+      const bool lo = g.mL[i] == 0, hi = g.mU[i] == 0;
+      g.tl[i] = lo ? T(1) : g.tl[i];
+      g.nl[i] = lo ? T(0) : g.nl[i];
+      g.tu[i] = hi ? T(1) : g.tu[i];
+      g.nu[i] = hi ? T(0) : g.nu[i];
+    }
+  }
+};
+
+// Copies lane `from`'s data into lane `to` (a lane without a problem computes on a copy of a
+// real one, never on stale or uninitialized values).
+template <class T>
+void lane_copy(LaneGroup<T>& g, int from, int to) {
+  constexpr int W = LaneGroup<T>::W;
+  for (auto* v : {&g.Q, &g.A, &g.GT, &g.q, &g.c, &g.h, &g.mL, &g.mU, &g.lbz, &g.ubz}) {
+    const size_t len = v->size() / W;
+    for (size_t i = 0; i < len; ++i) (*v)[i * W + to] = (*v)[i * W + from];
+  }
+  g.rho[to] = g.rho[from];
+}
+
+// Elements [g0, g1) (at most W) of P: the eligible ones through the lanes, then every one
+// through the scalar solver (warm where its lane met the rule, else from scratch).
+template <class T>
+void solve_group(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out, index_t g0,
+                 index_t g1, QPWorkspace<T>& w, LaneGroup<T>& g) {
+  constexpr int W = LaneGroup<T>::W;
+  int first = -1;
+  for (int l = 0; l < W; ++l) {
+    g.run[l] = 0;
+    g.done[l] = 0;
+    if (g0 + l >= g1) continue;
+    load_element(P, g0 + l, w);
+    if (!lane_eligible(w)) continue;
+    lane_load(w, g, l);
+    g.run[l] = 1;
+    if (first < 0) first = l;
+  }
+  if (first >= 0) {
+    for (int l = 0; l < W; ++l)
+      if (g.run[l] == 0) lane_copy(g, first, l);
+    LaneSolver<T>(g, S).run();
+  }
+  for (int l = 0; l < W && g0 + l < g1; ++l) {
+    load_element(P, g0 + l, w);
+    if (g.done[l] != 0) {
+      lane_store(g, l, w);
+      solve_loaded(P, S, out, g0 + l, w, g.it_done[l]);
+    } else {
+      solve_loaded(P, S, out, g0 + l, w);
+    }
+  }
+}
+
+// solve_qp_batch (qp.hpp) with the lane path where the call's sizes take it (lanes_pay).
+template <class T>
+void solve_qp_batch_lanes(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out,
+                          index_t b0, index_t b1, int nthreads) {
+  if (!lanes_pay(P.n, P.m, P.p)) {
+    solve_qp_batch(P, S, out, b0, b1, nthreads);
+    return;
+  }
+  constexpr int W = LaneGroup<T>::W;
+  const index_t count = b1 - b0;
+  if (count <= 0) return;
+  const index_t groups = (count + W - 1) / W;
+  const double work = static_cast<double>(count) * qp_element_flops(P.n, P.m, P.p);
+  const auto by_work = static_cast<index_t>(work / kMinFlopsPerThread);
+  const int nt = static_cast<int>(std::min<index_t>(
+      {static_cast<index_t>(std::max(nthreads, 1)), groups, std::max<index_t>(by_work, 1)}));
+  std::vector<QPWorkspace<T>> ws;
+  std::vector<LaneGroup<T>> gs;
+  ws.reserve(static_cast<size_t>(nt));
+  gs.reserve(static_cast<size_t>(nt));
+  for (int t = 0; t < nt; ++t) {
+    ws.emplace_back(P.n, P.m, P.p);
+    gs.emplace_back(P.n, P.m, P.p);
+  }
+  parallel_for(index_t(0), groups, nt, 1, [&](index_t gi, int t) {
+    const index_t g0 = b0 + gi * W;
+    solve_group(P, S, out, g0, std::min(b1, g0 + W), ws[static_cast<size_t>(t)],
+                gs[static_cast<size_t>(t)]);
+  });
+}
+
+}  // namespace qp
+}  // namespace fastkkt

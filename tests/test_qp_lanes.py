@@ -1,0 +1,163 @@
+"""The lane path of solve_qp (cpp/include/fastkkt/qp_lanes.hpp): small QPs whose interior-point
+iterations run W at a time across SIMD lanes before each finishes on the scalar solver.
+
+Batches here are large enough to fill several lane groups (W = 2–16 by ISA and dtype) and are
+checked against independent answers: the optimum that feasible_qp builds its problems from,
+Clarabel (polished), and the pure-NumPy reference solver; bad elements (infeasible, unbounded,
+fixed coordinates, lb > ub) sit inside lane groups next to good ones. The lane path's guarantee:
+an element's result depends only on its own data (no arithmetic across lanes, and the path is
+chosen by the shapes n, m, p only), so it is bitwise the same for any thread count and in any
+batch that contains it, a batch of one included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastkkt
+from fastkkt import reference
+from fastkkt.testing import assert_qp_kkt, clarabel_qp, feasible_qp, qp_case
+
+ARGS = ("Q", "q", "A", "c", "G", "h", "lb", "ub")
+
+
+def _args(P):
+    return {k: P[k] for k in ARGS if P.get(k) is not None}
+
+
+def _take(P, idx):
+    return {k: v[idx] for k, v in P.items()}
+
+
+def _zerr(z, zref):
+    return np.abs(z - zref).max(-1, initial=0.0) / np.maximum(1.0, np.abs(zref).max(-1))
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "p", "bounds"),
+    [(12, 4, 0, "box"), (10, 0, 20, "none"), (8, 2, 6, "inf"), (20, 5, 30, "lower")],
+)
+def test_known_optimum(n, m, p, bounds):
+    # "inf" has h = +inf rows and infinite bounds: some elements leave the lane path
+    P = feasible_qp(67, n, m, p, bounds=bounds, seed=n + p)
+    sol = fastkkt.solve_qp_ex(**_args(P))
+    assert (sol.info == 0).all()
+    assert _zerr(sol.z, P["z_star"]).max() < 1e-6
+    # the multipliers need not be unique (more active constraints than n): KKT conditions
+    assert_qp_kkt(_args(P), sol.z, sol.lam, sol.mu, sol.nu, 1e-8)
+
+
+@pytest.mark.parametrize("case", ["mpc", "scqpth_small"])
+def test_bench_cases_against_clarabel(case):
+    P = {k: v for k, v in qp_case(case).items() if k in ARGS and v is not None}
+    if case == "mpc":
+        P = _take(P, slice(0, 96))
+    sol = fastkkt.solve_qp_ex(**P)
+    ref = clarabel_qp(**P)
+    assert (sol.info == 0).all()
+    assert (ref["status"] == 0).all()
+    assert _zerr(sol.z, ref["z"]).max() < 1e-6
+
+
+def test_against_reference_solver():
+    P = feasible_qp(24, 6, 1, 5, bounds="box", seed=3)
+    sol = fastkkt.solve_qp_ex(**_args(P))
+    ref = reference.solve_qp(**_args(P))
+    assert (sol.info == 0).all()
+    np.testing.assert_allclose(sol.z, ref, atol=1e-6)
+
+
+def _mixed():
+    """32 elements (n = 10, m = 2, p = 8, box bounds), bad ones scattered across lane groups."""
+    P = _args(feasible_qp(32, 10, 2, 8, bounds="box", seed=7))
+    P = {k: v.copy() for k, v in P.items()}
+    expect = np.zeros(32, np.int32)
+    rng = np.random.default_rng(1)
+    # primal infeasible through two contradictory rows (eligible: the lanes diverge, hand over)
+    for b in (3, 17):
+        g = rng.standard_normal(10)
+        P["G"][b, 0], P["G"][b, 1] = g, -g
+        P["h"][b, 0], P["h"][b, 1] = -1.0, -1.0
+        expect[b] = 1
+    # lb > ub (not eligible)
+    P["ub"][5, 2] = P["lb"][5, 2] - 0.5
+    expect[5] = 1
+    # unbounded LP: Q = 0, q = −1, no effective constraint on z (eligible, diverges)
+    for b in (9, 26):
+        P["Q"][b] = 0.0
+        P["q"][b] = -1.0
+        P["A"][b] = 0.0
+        P["c"][b] = 0.0
+        P["G"][b] = 0.0
+        P["h"][b] = 1.0
+        P["lb"][b] = -np.inf
+        P["ub"][b] = np.inf
+        expect[b] = 2
+    # a fixed coordinate (not eligible, solved by the scalar path)
+    P["lb"][12, 4] = P["ub"][12, 4] = 0.25
+    return P, expect
+
+
+def test_mixed_batch_statuses_and_good_elements_unaffected():
+    P, expect = _mixed()
+    sol = fastkkt.solve_qp_ex(**P)
+    np.testing.assert_array_equal(sol.info, expect)
+    good = expect == 0
+    ref = clarabel_qp(**P)
+    assert (ref["status"][good] == 0).all()
+    assert _zerr(sol.z[good], ref["z"][good]).max() < 1e-6
+    assert np.isnan(sol.z[~good]).all()
+    # each good element alone in a batch of two (with a copy of itself): the same bits
+    for b in np.flatnonzero(good)[:6]:
+        pair = fastkkt.solve_qp_ex(**_take(P, [b, b]))
+        np.testing.assert_array_equal(pair.z[0], sol.z[b])
+        np.testing.assert_array_equal(pair.z[1], sol.z[b])
+
+
+def test_max_iter_in_lane_groups():
+    P, expect = _mixed()
+    full = fastkkt.solve_qp_ex(**P)
+    for k in (4, 8):
+        sol = fastkkt.solve_qp_ex(**P, max_iter=k)
+        assert set(np.unique(sol.info)) <= {0, 1, 2, 3}
+        solved = sol.info == 0
+        assert np.isin(sol.info[expect == 0], (0, 3)).all()
+        assert (sol.iterations <= k).all()
+        assert _zerr(sol.z[solved], full.z[solved]).max(initial=0.0) < 1e-6
+        assert np.isnan(sol.z[sol.info == 3]).all()
+    assert (fastkkt.solve_qp_ex(**P, max_iter=2).info[expect == 0] == 3).all()
+
+
+def test_float32():
+    P = feasible_qp(64, 12, 4, 0, bounds="box", seed=5)
+    P32 = {k: v.astype(np.float32) for k, v in _args(P).items()}
+    sol = fastkkt.solve_qp_ex(**P32)
+    assert sol.z.dtype == np.float32
+    assert (sol.info == 0).all()
+    assert _zerr(sol.z.astype(np.float64), P["z_star"]).max() < 2e-3
+    # bad elements in float32 lane groups (16 lanes with AVX-512)
+    Pm, expect = _mixed()
+    sol = fastkkt.solve_qp_ex(**{k: v.astype(np.float32) for k, v in Pm.items()})
+    np.testing.assert_array_equal(sol.info, expect)
+    ref = clarabel_qp(**Pm)
+    good = expect == 0
+    assert _zerr(sol.z[good].astype(np.float64), ref["z"][good]).max() < 2e-3
+
+
+def test_bitwise_threads_and_grouping(restore_threads):
+    P, _ = _mixed()
+    P2 = _args(feasible_qp(40, 12, 4, 0, bounds="box", seed=9))
+    for Pb in (P, P2):
+        runs = []
+        for k in (1, 2):
+            fastkkt.set_num_threads(k)
+            runs.append(fastkkt.solve_qp_ex(**Pb))
+        for a, b in zip(*runs):
+            np.testing.assert_array_equal(a, b)
+        # other groupings: a shifted slice and a permutation of the batch
+        B = len(Pb["q"])
+        singles = [np.array([b]) for b in (0, 5, 9, B - 1)]  # batches of one (dask chunks of 1)
+        for idx in (np.arange(3, B - 2), np.random.default_rng(2).permutation(B), *singles):
+            sub = fastkkt.solve_qp_ex(**_take(Pb, idx))
+            for a, b in zip(sub, runs[0]):
+                np.testing.assert_array_equal(a, b[idx])
