@@ -36,9 +36,10 @@
 // single element (a batch of one, the tail of a batch of kW + 1) runs LaneGroup<T, 1> — the same
 // per-lane operations in the same order (no FMA contraction, -ffp-contract=off; no reduction
 // across lanes), so the same bits as in a W-wide group, without W − 1 lanes of copied work.
-// BENCH_QP.md's tiny (B = 1, n = 10, p = 20; wall per call, 20000 calls, one thread, on the
-// loaded shared 2-core machine): 267 → 152 µs with W = 1 (a W = 8 group before; the scalar
-// path before the lanes took about half the W = 8 group's time).
+// BENCH_QP.md's tiny (B = 1, n = 10, p = 20; wall per call, 20000 calls, one thread, the W = 8
+// build and this one alternately, PIQP in the same process, on the shared 2-core machine under a
+// load of 4): 267–294 → 152–171 µs, 0.55–0.67× PIQP → 1.15–1.23×. A tail of 2 ≤ k < W elements
+// still runs a full W group (a narrower instantiation would cost compile time per ISA variant).
 //
 // Measured (CPU time, one thread, medians of 3 runs on the shared 2-core avx512 machine, the
 // main build 758c6ae side by side, PIQP in the same process): mpc (B = 4096, n = 12, m = 4,
