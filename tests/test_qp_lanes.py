@@ -157,7 +157,21 @@ def test_bitwise_threads_and_grouping(restore_threads):
         # other groupings: a shifted slice and a permutation of the batch
         B = len(Pb["q"])
         singles = [np.array([b]) for b in (0, 5, 9, B - 1)]  # batches of one (dask chunks of 1)
-        for idx in (np.arange(3, B - 2), np.random.default_rng(2).permutation(B), *singles):
+        # 17 = 16 + 1 = 8·2 + 1 = …: a tail group of a single element for every W in 2–16
+        tail = np.arange(B - 17, B)
+        for idx in (np.arange(3, B - 2), np.random.default_rng(2).permutation(B), tail, *singles):
             sub = fastkkt.solve_qp_ex(**_take(Pb, idx))
             for a, b in zip(sub, runs[0]):
                 np.testing.assert_array_equal(a, b[idx])
+
+
+def test_bitwise_float32_groupings():
+    """float32 (twice the lanes of float64): batches of one and a batch whose last group holds a
+    single element give the bits of the same elements in the whole batch."""
+    P, _ = _mixed()
+    P = {k: v.astype(np.float32) for k, v in P.items()}
+    full = fastkkt.solve_qp_ex(**P)
+    for idx in (np.arange(32 - 17, 32), np.array([0]), np.array([17]), np.array([31])):
+        sub = fastkkt.solve_qp_ex(**_take(P, idx))
+        for a, b in zip(sub, full):
+            np.testing.assert_array_equal(a, b[idx])

@@ -32,9 +32,14 @@
 // fixed coordinate to eliminate), every h finite (no row to drop), all data finite; and the
 // call's sizes small (lanes_pay: n + m ≤ 32, p ≤ 64, whatever the batch size, so that an
 // element's result never depends on its batch). Everything else is qp.hpp's path unchanged.
-// The price: a batch of one (BENCH_QP.md's tiny, n = 10, p = 20) runs a group with one live
-// lane and then the scalar finish, 15 → 31 µs per call (wall, 20000 calls) — slower than the
-// scalar path alone, which routing by the batch size would avoid only by breaking that rule.
+// The lane width is a template parameter: full groups run W = lanes<T>() lanes, a group of a
+// single element (a batch of one, the tail of a batch of kW + 1) runs LaneGroup<T, 1> — the same
+// per-lane operations in the same order (no FMA contraction, -ffp-contract=off; no reduction
+// across lanes), so the same bits as in a W-wide group, without W − 1 lanes of copied work.
+// BENCH_QP.md's tiny (B = 1, n = 10, p = 20; wall per call, 20000 calls, one thread, the W = 8
+// build and this one alternately, PIQP in the same process, on the shared 2-core machine under a
+// load of 4): 267–294 → 152–171 µs, 0.55–0.67× PIQP → 1.15–1.23×. A tail of 2 ≤ k < W elements
+// still runs a full W group (a narrower instantiation would cost compile time per ISA variant).
 //
 // Measured (CPU time, one thread, medians of 3 runs on the shared 2-core avx512 machine, the
 // main build 758c6ae side by side, PIQP in the same process): mpc (B = 4096, n = 12, m = 4,
@@ -67,10 +72,11 @@ constexpr int kLaneMaxIter = 40;  // iterations in lanes before a problem goes b
 // (fastkkt.dask's chunks, of any size, give the NumPy function's bits; API.md).
 inline bool lanes_pay(index_t n, index_t m, index_t p) { return n >= 1 && n + m <= 32 && p <= 64; }
 
-// W problems interleaved [index][lane]; sized once per thread for (n, m, p).
-template <class T>
+// W problems interleaved [index][lane] (W = lanes<T>(), one vector register, or 1 for a group
+// of one element); sized once per thread for (n, m, p).
+template <class T, int W_ = lanes<T>()>
 struct LaneGroup {
-  static constexpr int W = lanes<T>();
+  static constexpr int W = W_;
   index_t n = 0, m = 0, p = 0;
   // data
   std::vector<T> Q, A, GT, q, c, h, mL, mU, lbz, ubz, rho;
@@ -133,9 +139,8 @@ bool lane_eligible(const QPWorkspace<T>& w) {
 }
 
 // Copies the element in w (dense) into lane l of g.
-template <class T>
-void lane_load(const QPWorkspace<T>& w, LaneGroup<T>& g, int l) {
-  constexpr int W = LaneGroup<T>::W;
+template <class T, int W>
+void lane_load(const QPWorkspace<T>& w, LaneGroup<T, W>& g, int l) {
   const index_t n = w.n, m = w.m, p = w.p;
   T qmax = 0;
   for (index_t j = 0; j < n; ++j)
@@ -161,9 +166,8 @@ void lane_load(const QPWorkspace<T>& w, LaneGroup<T>& g, int l) {
 
 // Copies lane l's iterate into the scalar workspace (reduced = full: no fixed coordinate, no
 // dropped row), for ElementSolver::run's warm start.
-template <class T>
-void lane_store(const LaneGroup<T>& g, int l, QPWorkspace<T>& w) {
-  constexpr int W = LaneGroup<T>::W;
+template <class T, int W>
+void lane_store(const LaneGroup<T, W>& g, int l, QPWorkspace<T>& w) {
   for (index_t i = 0; i < g.n; ++i) {
     w.z[i] = g.z[i * W + l];
     w.tl[i] = g.tl[i * W + l];
@@ -198,13 +202,12 @@ inline void lane_dot(T* out, const T* init, const T* a, index_t sa, const T* b, 
   for (int l = 0; l < W; ++l) out[l] = acc[l];
 }
 
-template <class T>
+template <class T, int W>
 class LaneSolver {
-  static constexpr int W = LaneGroup<T>::W;
   using L_t = T[W];
 
  public:
-  LaneSolver(LaneGroup<T>& g, const QPSettings<T>& s) : g_(g), s_(s) {}
+  LaneSolver(LaneGroup<T, W>& g, const QPSettings<T>& s) : g_(g), s_(s) {}
 
   // Iterates the lanes with g.run[l] = 1; on return g.done[l] = 1 where lane l met the rule
   // (at iteration g.it_done[l]), else 0.
@@ -225,7 +228,7 @@ class LaneSolver {
   }
 
  private:
-  LaneGroup<T>& g_;
+  LaneGroup<T, W>& g_;
   const QPSettings<T>& s_;
 
   T* at(std::vector<T>& v, index_t i) { return v.data() + i * W; }
@@ -729,9 +732,8 @@ class LaneSolver {
 
 // Copies lane `from`'s data into lane `to` (a lane without a problem computes on a copy of a
 // real one, never on stale or uninitialized values).
-template <class T>
-void lane_copy(LaneGroup<T>& g, int from, int to) {
-  constexpr int W = LaneGroup<T>::W;
+template <class T, int W>
+void lane_copy(LaneGroup<T, W>& g, int from, int to) {
   for (auto* v : {&g.Q, &g.A, &g.GT, &g.q, &g.c, &g.h, &g.mL, &g.mU, &g.lbz, &g.ubz}) {
     const size_t len = v->size() / W;
     for (size_t i = 0; i < len; ++i) (*v)[i * W + to] = (*v)[i * W + from];
@@ -741,10 +743,9 @@ void lane_copy(LaneGroup<T>& g, int from, int to) {
 
 // Elements [g0, g1) (at most W) of P: the eligible ones through the lanes, then every one
 // through the scalar solver (warm where its lane met the rule, else from scratch).
-template <class T>
+template <class T, int W>
 void solve_group(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out, index_t g0,
-                 index_t g1, QPWorkspace<T>& w, LaneGroup<T>& g) {
-  constexpr int W = LaneGroup<T>::W;
+                 index_t g1, QPWorkspace<T>& w, LaneGroup<T, W>& g) {
   int first = -1;
   for (int l = 0; l < W; ++l) {
     g.run[l] = 0;
@@ -759,7 +760,7 @@ void solve_group(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T
   if (first >= 0) {
     for (int l = 0; l < W; ++l)
       if (g.run[l] == 0) lane_copy(g, first, l);
-    LaneSolver<T>(g, S).run();
+    LaneSolver<T, W>(g, S).run();
   }
   for (int l = 0; l < W && g0 + l < g1; ++l) {
     load_element(P, g0 + l, w);
@@ -791,15 +792,25 @@ void solve_qp_batch_lanes(const QPProblem<T>& P, const QPSettings<T>& S, const Q
   std::vector<QPWorkspace<T>> ws;
   std::vector<LaneGroup<T>> gs;
   ws.reserve(static_cast<size_t>(nt));
-  gs.reserve(static_cast<size_t>(nt));
-  for (int t = 0; t < nt; ++t) {
-    ws.emplace_back(P.n, P.m, P.p);
-    gs.emplace_back(P.n, P.m, P.p);
+  for (int t = 0; t < nt; ++t) ws.emplace_back(P.n, P.m, P.p);
+  // full groups: W lanes; a group of one element (a batch of one, a tail of one): one lane, the
+  // same per-lane arithmetic without W − 1 lanes of copies (qp_lanes.hpp's opening comment)
+  if (count >= 2) {
+    gs.reserve(static_cast<size_t>(nt));
+    for (int t = 0; t < nt; ++t) gs.emplace_back(P.n, P.m, P.p);
+  }
+  std::vector<LaneGroup<T, 1>> g1s;
+  if (count % W == 1 || W == 1) {
+    g1s.reserve(static_cast<size_t>(nt));
+    for (int t = 0; t < nt; ++t) g1s.emplace_back(P.n, P.m, P.p);
   }
   parallel_for(index_t(0), groups, nt, 1, [&](index_t gi, int t) {
-    const index_t g0 = b0 + gi * W;
-    solve_group(P, S, out, g0, std::min(b1, g0 + W), ws[static_cast<size_t>(t)],
-                gs[static_cast<size_t>(t)]);
+    const index_t g0 = b0 + gi * W, g1 = std::min(b1, g0 + W);
+    const auto ti = static_cast<size_t>(t);
+    if (g1 - g0 == 1)
+      solve_group(P, S, out, g0, g1, ws[ti], g1s[ti]);
+    else
+      solve_group(P, S, out, g0, g1, ws[ti], gs[ti]);
   });
 }
 
