@@ -94,6 +94,20 @@ def test_dtype_rules():
         reference.solve(Q.astype(complex), q, A, c)
 
 
+@pytest.mark.parametrize("small", [np.uint8, np.int8, np.int16, np.bool_, np.float16])
+def test_small_integers_with_float32_give_float32(small):
+    # NumPy promotes uint8/int8/int16/bool/float16 with float32 to float32; the reference, like
+    # the fast path, computes in that dtype (found by tests/test_fuzz.py: it used float64).
+    Q, q, A, c = random_qp(2, 3, 1, seed=6)
+    Qs = (np.eye(3) * 2).astype(small)
+    f32 = [x.astype(np.float32) for x in (q, A, c)]
+    expected = np.result_type(small, np.float32)
+    assert expected == np.float32
+    assert reference.solve(Qs, *f32).dtype == expected
+    assert reference.solve_qp(Qs, f32[0], lb=np.zeros(3, small)).dtype == expected
+    assert reference.solve_qp(Qs, f32[0], lb=0).dtype == expected  # a Python scalar is weak
+
+
 def test_empty_batch_and_m_zero():
     z, lam, info = reference.solve_ex(
         np.zeros((0, 3, 3), np.float32),

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _validate as vd
 from ._errors import KKTError, QPError
 from ._qp import QPSolution
 from ._status import DUAL_INFEASIBLE as QP_DUAL_INFEASIBLE
@@ -59,12 +60,11 @@ def _as_real_array(x: Any, name: str) -> np.ndarray:
 
 def _validate(Q: Any, q: Any, A: Any, c: Any, check_finite: bool):
     """Convert and check the inputs; returns (Q, q, A, c, batch_shape, n, m, dtype)."""
+    Q, q, A, c = (np.asarray(x) for x in (Q, q, A, c))
+    # The result dtype is the contract's (fastkkt._validate.compute_dtype: NumPy's promotion of
+    # the given dtypes, rounded up to float32 or float64; uint8 with float32 is float32).
+    dtype = vd.compute_dtype([x.dtype for x in (Q, q, A, c) if x.dtype.kind in "biuf"])
     Q, q, A, c = (_as_real_array(x, name) for x, name in zip((Q, q, A, c), _NAMES))
-    dtype = np.result_type(Q, q, A, c)
-    if dtype == np.float16:
-        dtype = np.dtype(np.float32)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"inputs must be float32 or float64 (or integers), got dtype {dtype}")
 
     if Q.ndim < 2 or Q.shape[-1] != Q.shape[-2]:
         raise ValueError(f"Q must have shape (..., n, n), got {Q.shape}")
@@ -197,6 +197,10 @@ QP_TOL = {np.dtype(np.float64): 1e-8, np.dtype(np.float32): 1e-5}
 QP_MAX_ITER = 100
 
 
+def _is_python_scalar(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, (bool, np.generic))
+
+
 def _qp_array(x: Any, name: str) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype.kind in "biu":
@@ -217,18 +221,11 @@ def _validate_qp(
             raise ValueError(f"{given} given without {missing}: pass both or neither")
     raw = {"Q": Q, "q": q, "A": A, "c": c, "G": G, "h": h, "lb": lb, "ub": ub}
     arrays = {k: None if v is None else _qp_array(v, k) for k, v in raw.items()}
-    # Python scalars (lb=0) take part in promotion as NumPy does (weakly).
-    dtype = np.result_type(
-        *(
-            v if isinstance(v, (int, float)) and not isinstance(v, bool) else arrays[k]
-            for k, v in raw.items()
-            if v is not None
-        )
+    # The contract's result dtype (fastkkt._validate.compute_dtype) of the arrays given; Python
+    # scalars (lb=0) take no part, as in NumPy.
+    dtype = vd.compute_dtype(
+        [np.asarray(x).dtype for x in raw.values() if x is not None and not _is_python_scalar(x)]
     )
-    if dtype == np.float16:
-        dtype = np.dtype(np.float32)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"inputs must be float32 or float64 (or integers), got dtype {dtype}")
 
     Qa, qa = arrays["Q"], arrays["q"]
     assert Qa is not None
