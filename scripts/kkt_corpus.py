@@ -198,6 +198,7 @@ def qp_cases():
              ("weak", dict(p=6, weak=2)), ("rank-A", dict(m=3, p=3, rank_A=2))]  # fmt: skip
     for k, (name, kw) in enumerate(mixes):
         yield f"qp-{name}", tg.feasible_qp(64, 9, seed=k, **kw)
+    yield "qp-schur", tg.feasible_qp(16, 64, 0, 16, bounds="none", seed=9)  # qp_schur.hpp's shapes
     yield "qp-infeasible", tg.infeasible_qp(16, 6, seed=1)
     yield "qp-unbounded", tg.unbounded_qp(16, 6, p=3, seed=2)
 

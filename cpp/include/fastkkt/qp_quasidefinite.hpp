@@ -76,6 +76,26 @@ T nan_max(T a, T b) {
   return (b > a || b != b) && a == a ? b : a;
 }
 
+// Iterative refinement from a solution with residual `best`: while the residual is above `atol`
+// (at most `max_refine` times), `step()` applies one correction and returns the new residual;
+// a step that does not lower it (or gives NaN) is undone by `undo()`, and one that gains less
+// than half ends the loop. Returns the residual of the solution kept. (Shared by the
+// quasi-definite solve below and the Schur complement's, qp_schur.hpp.)
+template <class T, class Step, class Undo>
+T refine(T best, int max_refine, T atol, Step step, Undo undo) {
+  for (int it = 0; it < max_refine && best > atol; ++it) {
+    const T r = step();
+    if (!(r < best)) {  // no progress (or NaN): back to the best iterate
+      undo();
+      break;
+    }
+    const bool slow = r > best / 2;
+    best = r;
+    if (slow) break;
+  }
+  return best;
+}
+
 template <class T>
 struct QuasiDefinite {
   index_t n1 = 0, k = 0;
@@ -241,24 +261,21 @@ struct QuasiDefinite {
     solve_reg(b1, b2, x, y);
     if (max_refine == 0) return T(0);
     VecMap<T> xv(x, n1), yv(y, k);
-    T best = residual(b1, b2, x, y, e1.data(), e2.data());
-    for (int it = 0; it < max_refine && best > atol; ++it) {
-      x0.head(n1) = xv;
-      y0.head(k) = yv;
-      solve_reg(e1.data(), e2.data(), dx.data(), dy.data());
-      xv += dx.head(n1);
-      yv += dy.head(k);
-      const T r = residual(b1, b2, x, y, e1.data(), e2.data());
-      if (!(r < best)) {  // no progress (or NaN): back to the best iterate
-        xv = x0.head(n1);
-        yv = y0.head(k);
-        break;
-      }
-      const bool slow = r > best / 2;
-      best = r;
-      if (slow) break;
-    }
-    return best;
+    const T best = residual(b1, b2, x, y, e1.data(), e2.data());
+    return refine<T>(
+        best, max_refine, atol,
+        [&] {
+          x0.head(n1) = xv;
+          y0.head(k) = yv;
+          solve_reg(e1.data(), e2.data(), dx.data(), dy.data());
+          xv += dx.head(n1);
+          yv += dy.head(k);
+          return residual(b1, b2, x, y, e1.data(), e2.data());
+        },
+        [&] {
+          xv = x0.head(n1);
+          yv = y0.head(k);
+        });
   }
 };
 

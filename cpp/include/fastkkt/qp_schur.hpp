@@ -227,21 +227,16 @@ struct DualSchur {
     if (max_refine == 0) return T(0);
     VecMap<T> xv(x, n);
     atol = std::max(atol, backward_scale(b, x, kSchurResidual<T>() / 10));
-    T best = residual(b, x, e.data());
-    for (int it = 0; it < max_refine && best > atol; ++it) {
-      x0.head(n) = xv;
-      solve_reg(e.data(), dx.data());
-      xv += dx.head(n);
-      const T r = residual(b, x, e.data());
-      if (!(r < best)) {
-        xv = x0.head(n);
-        break;
-      }
-      const bool slow = r > best / 2;
-      best = r;
-      if (slow) break;
-    }
-    return best;
+    const T best = residual(b, x, e.data());
+    return refine<T>(
+        best, max_refine, atol,
+        [&] {
+          x0.head(n) = xv;
+          solve_reg(e.data(), dx.data());
+          xv += dx.head(n);
+          return residual(b, x, e.data());
+        },
+        [&] { xv = x0.head(n); });
   }
 };
 
