@@ -98,7 +98,7 @@ def test_dtype_rules():
 def test_small_integers_with_float32_give_float32(small):
     # NumPy promotes uint8/int8/int16/bool/float16 with float32 to float32; the reference, like
     # the fast path, computes in that dtype (found by tests/test_fuzz.py: it used float64).
-    Q, q, A, c = random_qp(2, 3, 1, seed=6)
+    _, q, A, c = random_qp(2, 3, 1, seed=6)
     Qs = (np.eye(3) * 2).astype(small)
     f32 = [x.astype(np.float32) for x in (q, A, c)]
     expected = np.result_type(small, np.float32)
