@@ -129,7 +129,7 @@ def _solve_np(
     sol, active, factor = _qp._solve_qp_ex(*views, tol, max_iter, check_finite, keep)
     if check_errors and sol.info.any():
         raise QPError(sol.info)
-    out = [torch.from_numpy(x) for x in sol]
+    out: list[Any] = [torch.from_numpy(x) for x in sol]
     if active is None or factor is None:
         empty = sol.info.shape + (0,)
         out += [torch.empty(empty, dtype=torch.int8), torch.empty(empty, dtype=out[0].dtype)]
@@ -271,6 +271,7 @@ def _backward(ctx: Any, gz: Any, glam: Any, gmu: Any, gnu: Any, *_: Any) -> tupl
     saved = ctx.saved_tensors  # (also checks that no saved tensor was modified in place)
     mask = sum(1 << i for i, x in enumerate(need) if x)
     arrays = getattr(ctx, "arrays", None)
+    out: Any
     if arrays is not None and not traced(saved[8]):  # eager: the forward's NumPy views
         out = _adjoint(arrays, saved[:8], gz, glam, gmu, gnu, mask)
     else:
