@@ -205,11 +205,13 @@ void natural_row_u4(const T* C, index_t N, const T* const* Ci, T* const* Ur, ind
 // what was cancelled to form it, max(max|K|, Σₖ |uₖ Lᵢₖ|), and growth g = maxᵢ Σₖ Lᵢₖ²|dₖ| at
 // most ‖K‖∞·pivot_growth(); flags[w] is the record's kRefine flag (see natural_flags). Lanes
 // that fail go on computing garbage that the caller ignores (it refactors them with pivoting).
-// U is 5N×W scratch.
+// U is 5N×W scratch. `pivot_tol` replaces the N·ε of the acceptance test where the caller has
+// its own: the QP solver's regularized systems (qp_quasidefinite.hpp, qp_lanes.hpp) pass 0 with
+// kmax = 0 and knorm = +∞, so that every pivot of the right sign is accepted, as by Cholesky.
 template <class T, int W>
 void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const T* knorm, T* U,
-                          bool* ok, T* flags) {
-  const T tol = static_cast<T>(N) * eps<T>();
+                          bool* ok, T* flags, T pivot_tol = T(-1)) {
+  const T tol = pivot_tol >= 0 ? pivot_tol : static_cast<T>(N) * eps<T>();
   T growth[W], cancel[W];  // max Σₖ |uₖ Lᵢₖ|, and max over i of that sum / |dᵢ|
   T failed[W];             // 1 once a pivot has been rejected (a T, so the test vectorizes)
 #pragma omp simd           // lanes are independent: vectorizes exactly

@@ -106,9 +106,11 @@ void solve_lower_transpose_right(const T* G, index_t ldg, T* X, index_t ldx, ind
 // shared among `nthreads` threads. Every tile receives the same operations in the same order
 // (k ascending, tiles and tile rows of a fixed size) whatever the number of threads, so the
 // factorization is bitwise the same for any thread count. Q positive definite makes every s_k·K_kk positive definite; when
-// one is not, the natural order gives up (returns false) as factor_natural does.
+// one is not, the natural order gives up (returns false) as factor_natural does; `pivot_tol` as
+// in factor_natural_lanes.
 template <class T>
-bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm, int nthreads = 1) {
+bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm, int nthreads = 1,
+                            T pivot_tol = T(-1)) {
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const index_t N = F.N;
   Eigen::Map<Mat> K(F.L, N, N);
@@ -161,7 +163,7 @@ bool factor_natural_blocked(Factor<T> F, index_t n, T kmax, T knorm, int nthread
     }
   });
   if (failed) return false;
-  const T tol = static_cast<T>(N) * eps<T>();
+  const T tol = pivot_tol >= 0 ? pivot_tol : static_cast<T>(N) * eps<T>();  // factor_natural_lanes
   T growth = 0, cancel = 0;
   for (index_t i = 0; i < N; ++i) {
     T* Li = F.L + i * N;
