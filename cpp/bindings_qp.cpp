@@ -161,6 +161,11 @@ int solve_qp_t(const py::array& Q, const py::array& q, const py::array& A, const
   // thread's OpenMP limit, at most the cores; the GIL taken back outside destructors
   const int nt = fastkkt::usable_threads(nthreads);
   const index_t chunk = std::max<index_t>(1, static_cast<index_t>(4e7 * nt / per));
+  // what elements sharing Q (and G) compute alike, once for the call (qp.hpp QPShared)
+  fastkkt::qp::QPShared<T> shared;
+  bool have_shared = false;
+  fastkkt_boundary::run_released([&] { have_shared = fastkkt::qp::prepare_shared(P, S, shared); });
+  if (have_shared) P.shared = &shared;
   for (index_t b0 = 0; b0 < B; b0 += chunk) {
     const index_t b1 = std::min(B, b0 + chunk);
     fastkkt_boundary::run_released([&] { fastkkt::qp::solve_qp_batch_lanes(P, S, O, b0, b1, nt); });

@@ -21,7 +21,8 @@
 // solved by qp_quasidefinite.hpp (regularized with ρ, δ, refined against the unregularized
 // system), so singular Q (linear programs) and rank-deficient A are fine. Where Q ≻ 0, m = 0, no
 // bounds and p ≤ n/2, by the dual Schur complement G Q⁻¹ Gᵀ + W⁻¹ instead (qp_schur.hpp: Q
-// factored once per element; per iteration and element it falls back to the default path). One factorization and
+// factored once per element, or once per call where Q and G are shared by the batch; per
+// iteration and element it falls back to the default path). One factorization and
 // two solves per iteration: the affine predictor, σ = (μ̄_aff/μ̄)³, the corrector with the
 // second-order term Δs_aff∘Δμ_aff; one step length α = min(1, 0.995·α_max) for all variables.
 // Start: CVXOPT's — the least-squares point of the system with W = I, slacks and multipliers
@@ -145,13 +146,28 @@ constexpr T eps_inf() {
   return std::is_same_v<T, float> ? T(1e-4) : T(1e-7);
 }
 
+// What every element computes alike where Q (and G) is shared by the whole batch, computed
+// once per call (prepare_shared) and read by every thread: the PSD test of sym(Q) (for elements
+// without fixed coordinates) and the dual Schur complement's L, M, K₀ of (sym(Q), all rows of G)
+// (for elements without fixed coordinates and with every h finite; qp_schur.hpp). The same
+// functions on the same values as an element's own: reusing them changes no bit.
+template <class T>
+struct QPShared {
+  bool q_shared = false, psd = false;
+  T rho = 0;               // the iterations' ρ (ElementSolver::q_is_psd)
+  bool sc_shared = false;  // sc holds L, M, K₀
+  DualSchur<T> sc;
+  Vec<T> Qr, GTr;  // sym(Q) and Gᵀ, as an element's presolve makes them
+};
+
 // The operands of one call, all broadcast to `batch` (shapes Q n×n, q n, A m×n, c m, G p×n,
-// h p, lb n, ub n; a stride may be 0).
+// h p, lb n, ub n; a stride may be 0); `shared` (optional): prepare_shared's.
 template <class T>
 struct QPProblem {
   BatchShape batch;
   index_t n = 0, m = 0, p = 0;
   Strided<T> Q, q, A, c, G, h, lb, ub;
+  const QPShared<T>* shared = nullptr;
 };
 
 // Outputs, C-contiguous over the batch: z (B×n), lam (B×m), mu (B×p), nu (B×n), info and
@@ -207,6 +223,7 @@ struct QPWorkspace {
   QuasiDefinite<T> qd;
   DualSchur<T> sc;  // qp_schur.hpp: reserved where enabled for the call's shape
   bool sc_enabled = false, sc_on = false, sc_trace = false;
+  const QPShared<T>* shared = nullptr;  // the call's QPProblem::shared
   // full-space results
   Vec<T> zo, lo, mo, no, fz;
 
@@ -318,6 +335,10 @@ class ElementSolver {
   // start point.
   QPStatus run(int& iterations, int warm_it = -1);
 
+  // The parts of run() that depend on Q (and G) alone into sh, from the element loaded into
+  // the workspace, as if it had no bounds and every h finite (prepare_shared).
+  void share(QPShared<T>& sh, bool with_schur);
+
  private:
   QPWorkspace<T>& w_;
   const QPSettings<T>& s_;
@@ -401,6 +422,10 @@ bool ElementSolver<T>::q_is_psd() {
   auto& w = w_;
   const index_t nf = w.nf;
   if (nf == 0) return true;
+  if (w.shared != nullptr && w.shared->q_shared && nf == w.n) {
+    rho_ = w.shared->rho;
+    return w.shared->psd;
+  }
   auto& qd = w.qd;
   qd.set_size(nf, 0);
   MatMap<T> Qr(w.Qr.data(), nf, nf);
@@ -886,7 +911,13 @@ QPStatus ElementSolver<T>::run(int& iterations, int warm_it) {
   if (w.sc_enabled && m == 0) {  // qp_schur.hpp: no bounds, Q ≻ 0 with a margin
     bool bounds = false;
     for (index_t i = 0; i < nf; ++i) bounds = bounds || w.mL[i] != 0 || w.mU[i] != 0;
-    w.sc_on = !bounds && w.sc.setup(nf, pr, w.Qr.data(), w.GTr.data());
+    const QPShared<T>* sh = w.shared;
+    if (bounds)
+      w.sc_on = false;
+    else if (sh != nullptr && sh->sc_shared && nf == w.n && pr == w.p)
+      w.sc_on = w.sc.share(sh->sc, w.Qr.data(), w.GTr.data());
+    else
+      w.sc_on = w.sc.setup(nf, pr, w.Qr.data(), w.GTr.data());
   }
   if (warm_it >= 0)
     w.dz.head(nf).setZero();  // no last step to test for a dual-infeasibility certificate
@@ -1014,6 +1045,29 @@ QPStatus ElementSolver<T>::run(int& iterations, int warm_it) {
   return kMaxIter;
 }
 
+template <class T>
+void ElementSolver<T>::share(QPShared<T>& sh, bool with_schur) {
+  auto& w = w_;
+  const index_t n = w.n, p = w.p;
+  w.shared = nullptr;
+  for (index_t i = 0; i < n; ++i) {
+    w.lbf[i] = -std::numeric_limits<T>::infinity();
+    w.ubf[i] = std::numeric_limits<T>::infinity();
+  }
+  for (index_t r = 0; r < p; ++r) w.hf[r] = 0;
+  QPStatus st = kQPSolved;
+  presolve(st);  // nf = n, pr = p: Qr = sym(Q), GTr = Gᵀ
+  sh.psd = q_is_psd();
+  sh.rho = rho_;
+  sh.q_shared = true;
+  if (!with_schur) return;
+  sh.Qr = w.Qr.head(n * n);
+  sh.GTr = w.GTr.head(n * p);
+  sh.sc.reserve(n, p);
+  sh.sc.setup(n, p, sh.Qr.data(), sh.GTr.data());
+  sh.sc_shared = true;
+}
+
 // Copies element b of P into the workspace (dense, column-major, sym(Q)).
 template <class T>
 void load_element(const QPProblem<T>& P, index_t b, QPWorkspace<T>& w) {
@@ -1046,6 +1100,28 @@ void load_element(const QPProblem<T>& P, index_t b, QPWorkspace<T>& w) {
   for (index_t r = 0; r < p; ++r) w.hf[r] = h[r * P.h.s0];
 }
 
+// Whether an operand is the same for every element (stride 0 along each batch dimension of
+// size > 1).
+template <class T>
+bool batch_shared(const BatchShape& batch, const Strided<T>& x) {
+  for (int d = 0; d < batch.ndim; ++d)
+    if (batch.shape[d] > 1 && x.bstride[d] != 0) return false;
+  return true;
+}
+
+// QPShared for a call of more than one element whose Q is shared (and with G too where the
+// call's shape enables the Schur complement); false (sh untouched) where there is nothing to
+// share.
+template <class T>
+bool prepare_shared(const QPProblem<T>& P, const QPSettings<T>& S, QPShared<T>& sh) {
+  if (P.batch.size() < 2 || P.n == 0 || !batch_shared(P.batch, P.Q)) return false;
+  const bool with_schur = schur_enabled(S.schur_mode, P.n, P.m, P.p) && batch_shared(P.batch, P.G);
+  QPWorkspace<T> w(P.n, P.m, P.p);
+  load_element(P, 0, w);
+  ElementSolver<T>(w, S).share(sh, with_schur);
+  return true;
+}
+
 // The adjoint's active set of a solved element into act (p + n + 1), and the polish's
 // factorization into out.factor when it is that set's (qp_adjoint.hpp).
 template <class T>
@@ -1074,6 +1150,7 @@ void solve_loaded(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<
   const index_t n = P.n, m = P.m, p = P.p;
   ElementSolver<T> solver(w, S);
   w.polished = false;
+  w.shared = P.shared;
   int iters = 0;
   const QPStatus st = solver.run(iters, warm_it);
   out.info[b] = st;

@@ -57,6 +57,20 @@
 // benchmarks/test_bench_qp_schur.py (32×200×50): 487 / 286 ms (1.7×), z to 1e-6 both. Hence
 // the rule: m = 0, n ≥ 32 and p ≤ n/2 — none of BENCH_QP.md's cases (optnet p = n,
 // scqpth_medium p = 2n; the others have A or bounds) is routed.
+//
+// Q and G shared by the batch (OptNet's layers: one Q and G, q and h per sample; operands
+// broadcast over the batch reach the core with batch stride 0). qp.hpp's prepare_shared runs
+// setup() once per call on sym(Q) and all rows of Gᵀ, and every element without fixed
+// coordinates and with every h finite borrows its L, M, K₀ (share) instead of computing its own:
+// the same function on the same values in buffers of the same size and alignment, so the bits
+// are those of the element's own setup (reuse only: routing, arithmetic and results do not
+// depend on sharing, the batch or the thread count; tests/test_qp_shared.py compares the
+// broadcast call with materialized copies and fastkkt.dask's chunks bitwise). Measured
+// (2026-11-29, one thread, load ~3.4 on the 2-core machine, OptNet's generator with one Q and G,
+// median of 9, shared and materialized calls interleaved in one process; FASTKKT_QP_SCHUR=1):
+//     B×n×p       128×100×50  32×200×50  64×64×32  128×40×16  32×100×30
+//     speedup        1.31       1.26       1.24      1.26       1.20
+// (the PSD test of Q, also shared, alone: 1.00–1.13 with the path off).
 // The environment variable FASTKKT_QP_SCHUR (read by the bindings once per call, with the GIL
 // held, into QPSettings::schur_mode; for tests and measurements)
 // overrides the shape rule: "0" never, "1" wherever the element qualifies (m = 0, no bounds, Q
@@ -109,8 +123,11 @@ struct DualSchur {
   const T* w = nullptr;   // p: W's diagonal, set by factor()
   T hmax = 0;             // max diagonal entry of H = Q + GᵀWG (its scale), set by factor()
   int n_factor = 0, n_factor_fail = 0, n_solve_fail = 0;  // counts, for FASTKKT_QP_SCHUR=2
+  bool setup_ok = false;                                  // setup()'s result
   Vec<T> Lbuf, Mbuf, K0buf, SFbuf;
   Vec<T> u, y, e, x0, dx, gx;
+  // L, M, K₀ in use: this object's buffers (setup) or a shared setup's (share)
+  const T *Lp = nullptr, *Mp = nullptr, *K0p = nullptr;
 
   void reserve(index_t nmax, index_t pmax) {
     Lbuf.resize(std::max<index_t>(nmax * nmax, 1));
@@ -120,20 +137,46 @@ struct DualSchur {
     for (Vec<T>* v : {&u, &e, &x0, &dx}) v->resize(std::max<index_t>(nmax, 1));
     for (Vec<T>* v : {&y, &gx}) v->resize(std::max<index_t>(pmax, 1));
   }
-  MatMap<T> L() { return MatMap<T>(Lbuf.data(), n, n); }
-  MatMap<T> M() { return MatMap<T>(Mbuf.data(), n, p); }
-  MatMap<T> K0() { return MatMap<T>(K0buf.data(), p, p); }
+  // (mutable maps, as when the buffers were only this object's: the same expressions; the
+  // solves only read them)
+  MatMap<T> L() const { return MatMap<T>(const_cast<T*>(Lp), n, n); }
+  MatMap<T> M() const { return MatMap<T>(const_cast<T*>(Mp), n, p); }
+  MatMap<T> K0() const { return MatMap<T>(const_cast<T*>(K0p), p, p); }
   MatMap<T> SF() { return MatMap<T>(SFbuf.data(), p, p); }
 
   // L, M, K₀ of one element; false where Q is not positive definite with the margin.
   bool setup(index_t n_, index_t p_, const T* Q_, const T* GT_) {
+    setup_ok = setup_own(n_, p_, Q_, GT_);
+    return setup_ok;
+  }
+
+  // Borrows the L, M, K₀ of `s`, a setup() of the same (n, p, Q, Gᵀ) values (bitwise: setup's
+  // arithmetic does not depend on where its buffers are), for the element whose Q and Gᵀ are
+  // at Q_, GT_; returns s's result.
+  bool share(const DualSchur& s, const T* Q_, const T* GT_) {
+    n = s.n;
+    p = s.p;
+    Q = Q_;
+    GT = GT_;
+    Lp = s.Lp;
+    Mp = s.Mp;
+    K0p = s.K0p;
+    setup_ok = s.setup_ok;
+    return setup_ok;
+  }
+
+ private:
+  bool setup_own(index_t n_, index_t p_, const T* Q_, const T* GT_) {
     n = n_;
     p = p_;
     Q = Q_;
     GT = GT_;
+    Lp = Lbuf.data();
+    Mp = Mbuf.data();
+    K0p = K0buf.data();
     if (n == 0 || p == 0) return false;
     Eigen::Map<const Mat<T>> Qm(Q, n, n), GTm(GT, n, p);
-    auto L_ = L();
+    MatMap<T> L_(Lbuf.data(), n, n);
     L_.template triangularView<Eigen::Lower>() = Qm.template triangularView<Eigen::Lower>();
     T qmax = 0;
     for (index_t i = 0; i < n; ++i) qmax = std::max(qmax, Qm(i, i));
@@ -142,10 +185,10 @@ struct DualSchur {
     const T margin = std::sqrt(std::numeric_limits<T>::epsilon()) * qmax;
     for (index_t i = 0; i < n; ++i)
       if (!(L_(i, i) * L_(i, i) >= margin)) return false;
-    auto M_ = M();
+    MatMap<T> M_(Mbuf.data(), n, p);
     M_ = GTm;
     L_.template triangularView<Eigen::Lower>().solveInPlace(M_);
-    auto K = K0();
+    MatMap<T> K(K0buf.data(), p, p);
     K.setZero();
     K.template selfadjointView<Eigen::Lower>().rankUpdate(M_.transpose());
     for (index_t i = 0; i < p; ++i)
@@ -153,6 +196,7 @@ struct DualSchur {
     return true;
   }
 
+ public:
   // S = K₀ + W⁻¹ and its Cholesky factor; false on breakdown or cancellation (see above).
   bool factor(const T* w_) {
     w = w_;
