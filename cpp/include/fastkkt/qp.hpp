@@ -345,6 +345,7 @@ class ElementSolver {
   T rho_ = 0;
   int max_refine_ = kMaxRefineIpm;
 
+  QPStatus run_ipm(int& iterations, int warm_it, bool schur);
   bool presolve(QPStatus& st);
   bool q_is_psd();
   void build_H();
@@ -879,10 +880,25 @@ bool ElementSolver<T>::finish_full(const Vec<T>& z, const Vec<T>& lam, const Vec
   return M.ok(s_.tol * kMargin);
 }
 
+// Where the dual Schur complement's iterations end without an accepted polish (not infeasible),
+// the element is solved again from the start on the default path and its result returned, the
+// iterations of both counted (qp_schur.hpp: near-degenerate problems, measured).
 template <class T>
 QPStatus ElementSolver<T>::run(int& iterations, int warm_it) {
+  const QPStatus st = run_ipm(iterations, warm_it, true);
+  if (!w_.sc_on || w_.polished || (st != kQPSolved && st != kMaxIter)) return st;
+  int more = 0;
+  const QPStatus again = run_ipm(more, -1, false);
+  iterations += more;
+  return again;
+}
+
+template <class T>
+QPStatus ElementSolver<T>::run_ipm(int& iterations, int warm_it, bool schur) {
   auto& w = w_;
   iterations = 0;
+  w.sc_on = false;
+  w.polished = false;
   w.have_candidate = false;
   QPStatus st = kQPSolved;
   if (!presolve(st)) return st;
@@ -906,9 +922,8 @@ QPStatus ElementSolver<T>::run(int& iterations, int warm_it) {
     if (finish_full(w.z, w.lam, w.mu, w.nu, true)) return kQPSolved;
     return kMaxIter;
   }
-  w.sc_on = false;
   w.sc.n_factor = w.sc.n_factor_fail = w.sc.n_solve_fail = 0;
-  if (w.sc_enabled && m == 0) {  // qp_schur.hpp: no bounds, Q ≻ 0 with a margin
+  if (schur && w.sc_enabled && m == 0) {  // qp_schur.hpp: no bounds, Q ≻ 0 with a margin
     bool bounds = false;
     for (index_t i = 0; i < nf; ++i) bounds = bounds || w.mL[i] != 0 || w.mU[i] != 0;
     const QPShared<T>* sh = w.shared;
