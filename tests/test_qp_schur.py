@@ -82,9 +82,13 @@ def test_schur_path_matches_clarabel(monkeypatch, gen, n, p):
     assert_matches_clarabel(on, Q, q, G, h)
 
 
-@pytest.mark.parametrize(("n", "p", "routed"), [(100, 30, "1"), (64, 32, "1"), (100, 100, "0")])
+@pytest.mark.parametrize(
+    ("n", "p", "routed"),
+    [(100, 30, "1"), (64, 32, "1"), (100, 75, "1"), (80, 60, "1"), (64, 48, "0"), (100, 100, "0")],
+)
 def test_shape_rule(monkeypatch, n, p, routed):
-    # the default follows the rule (m = 0, n ≥ 32, p ≤ n/2): bitwise the forced path's result
+    # the default follows the rule (m = 0; n ≥ 32, p ≤ n/2 or n ≥ 80, p ≤ 3n/4): bitwise the
+    # forced path's result
     rng = np.random.default_rng(2)
     Q, q, G, h = optnet_like(rng, 2, n, p)
     monkeypatch.delenv("FASTKKT_QP_SCHUR", raising=False)
@@ -151,3 +155,26 @@ def test_threads_bitwise(monkeypatch):
     two = fastkkt.solve_qp_ex(Q, q, G=G, h=h)
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)
+
+
+def test_unpolished_schur_element_solved_again(monkeypatch):
+    """A near-degenerate OptNet element (an active row with μ ≈ 4e-5) on which the Schur
+    iterations end without an accepted polish (z was 1.8e-4 off): it is solved again on the
+    default path, so the routed result (n = 100, p = 50) is as accurate as the default path's."""
+    B, n, p, b = 96, 100, 50, 22
+    rng = np.random.default_rng([1, B, n, p])
+    L = rng.uniform(size=(B, n, n))[b]
+    G = rng.standard_normal((B, p, n))[b]
+    z0 = rng.standard_normal((B, n))[b]
+    h = G @ z0 + rng.uniform(size=(B, p))[b]
+    q = rng.standard_normal((B, n))[b]
+    Q = L @ L.T + 1e-3 * np.eye(n)
+    Q = (Q + Q.T) / 2
+    monkeypatch.delenv("FASTKKT_QP_SCHUR", raising=False)
+    routed = fastkkt.solve_qp_ex(Q, q, G=G, h=h)
+    forced = solve(monkeypatch, "1", Q, q, G, h)
+    for x, y in zip(routed, forced):
+        np.testing.assert_array_equal(x, y)
+    zr = clarabel_z(Q, q, G, h)
+    assert routed.info == 0
+    assert np.abs(routed.z - zr).max() <= 1e-6 * max(1.0, np.abs(zr).max())

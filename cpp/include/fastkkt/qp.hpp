@@ -20,9 +20,10 @@
 //     [ A              0  ] [ Δλ ] = …,  (bounds enter as the diagonal Σ, never as rows of G),
 // solved by qp_quasidefinite.hpp (regularized with ρ, δ, refined against the unregularized
 // system), so singular Q (linear programs) and rank-deficient A are fine. Where Q ≻ 0, m = 0, no
-// bounds and p ≤ n/2, by the dual Schur complement G Q⁻¹ Gᵀ + W⁻¹ instead (qp_schur.hpp: Q
-// factored once per element, or once per call where Q and G are shared by the batch; per
-// iteration and element it falls back to the default path). One factorization and
+// bounds and p ≤ n/2 (p ≤ 3n/4 from n = 80 on), by the dual Schur complement G Q⁻¹ Gᵀ + W⁻¹
+// instead (qp_schur.hpp: Q factored once per element, or once per call where Q and G are shared
+// by the batch; per iteration and element it falls back to the default path, and an element it
+// leaves unpolished is solved again on the default path). One factorization and
 // two solves per iteration: the affine predictor, σ = (μ̄_aff/μ̄)³, the corrector with the
 // second-order term Δs_aff∘Δμ_aff; one step length α = min(1, 0.995·α_max) for all variables.
 // Start: CVXOPT's — the least-squares point of the system with W = I, slacks and multipliers

@@ -54,9 +54,20 @@
 // off / forced on): optnet (128×100×100) 725 / 821 ms (0.88×) with z 2.6e-5 off on one element
 // (the polish failed and the IPM point was returned; off: 4e-13 — the Schur directions are less
 // accurate near the end when p ≥ n makes K₀ ill-conditioned), scqpth_medium 208 / 356 ms (0.58×).
-// benchmarks/test_bench_qp_schur.py (32×200×50): 487 / 286 ms (1.7×), z to 1e-6 both. Hence
-// the rule: m = 0, n ≥ 32 and p ≤ n/2 — none of BENCH_QP.md's cases (optnet p = n,
-// scqpth_medium p = 2n; the others have A or bounds) is routed.
+// benchmarks/test_bench_qp_schur.py (32×200×50): 487 / 286 ms (1.7×), z to 1e-6 both.
+// The accuracy above was the Schur iterations' own; since an element whose Schur iterations end
+// without an accepted polish is solved again on the default path (qp.hpp run), z is as close to
+// the polished Clarabel answer as the default path's on every element measured (before: ~1 in
+// 50–200 elements off by up to 4e-5 at p = n/2 and 3n/4). Re-measured then (2026-11-29, one
+// thread, load ~5.7, median of 7, path off/on interleaved; per-element Q, G / one Q, G shared):
+//     B×n×p             128×100×50  128×100×75  32×200×150  128×80×60  128×64×48  128×100×100
+//     per element          1.23        1.08        1.17        1.04       0.95        0.94
+//     shared               1.51        1.19        1.24        1.20       1.09        1.03
+// (and, earlier, per element 128×100×60 1.25, 32×200×120 1.26, 128×64×40 1.07). Hence the
+// rule: m = 0 and either n ≥ 32, p ≤ n/2 or n ≥ 80, p ≤ 3n/4 — the same whether or not Q and G
+// are shared, so that an element's path never depends on its batch; none of BENCH_QP.md's cases
+// (optnet p = n, scqpth_medium p = 2n; the others have A or bounds) is routed. With Q and G
+// shared, p = n (OptNet's layers) gains too little (1.03) to route by sharing.
 //
 // Q and G shared by the batch (OptNet's layers: one Q and G, q and h per sample; operands
 // broadcast over the batch reach the core with batch stride 0). qp.hpp's prepare_shared runs
@@ -91,7 +102,7 @@ namespace qp {
 
 // The shape rule (see the opening comment).
 inline bool schur_pays(index_t n, index_t m, index_t p) {
-  return m == 0 && n >= 32 && p > 0 && 2 * p <= n;
+  return m == 0 && p > 0 && ((n >= 32 && 2 * p <= n) || (n >= 80 && 4 * p <= 3 * n));
 }
 
 // -1: the shape rule, 0: never, 1: wherever an element qualifies (FASTKKT_QP_SCHUR).
