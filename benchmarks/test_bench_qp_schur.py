@@ -81,9 +81,13 @@ class SharedOptnet(QPProblem):
         }
 
 
-@pytest.fixture(scope="module")
-def shared_optnet() -> SharedOptnet:
-    prob = SharedOptnet()
+@pytest.fixture(
+    scope="module", params=[(128, 100, 100), (128, 100, 50)], ids=lambda s: "x".join(map(str, s))
+)
+def shared_optnet(request: pytest.FixtureRequest) -> SharedOptnet:
+    """OptNet's shape (p = n: the default path, the PSD test shared) and one with fewer rows
+    (p = n/2: the Schur complement, its factors shared)."""
+    prob = SharedOptnet(*request.param)
     prob.z_ref  # the reference first, outside the timing  # noqa: B018
     return prob
 
