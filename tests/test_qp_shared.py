@@ -66,14 +66,15 @@ def test_shared_against_clarabel(monkeypatch, mode, shape):
     assert np.isclose(sol.mu[1, 2], 0.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("mode", MODES)
-def test_shared_bitwise_as_materialized(monkeypatch, restore_threads, mode):
+def test_shared_bitwise_as_materialized(monkeypatch, restore_threads, mode, dtype):
     """Shared Q, G give the bits of the same batch with every element's own copy, on one thread
     and on three; also with a row dropped from one element and a fixed coordinate in another
     (those compute their own factors)."""
     monkeypatch.setenv("FASTKKT_QP_SCHUR", mode)
     B, n, p = 7, 40, 16
-    Q, q, G, h = _optnet(B, n, p, seed=2)
+    Q, q, G, h = (x.astype(dtype) for x in _optnet(B, n, p, seed=2))
     h = _mixed_h(h)
     Qm, Gm = _materialized(Q, G, (B,))
     for threads in (1, 3):
@@ -83,8 +84,8 @@ def test_shared_bitwise_as_materialized(monkeypatch, restore_threads, mode):
         np.testing.assert_array_equal(shared.info, 0)
     # bounds (the Schur complement does not take them; the PSD test is still shared), one
     # element with a fixed coordinate (its own PSD test on the reduced Q)
-    lb = np.full((B, n), -10.0)
-    ub = np.full((B, n), 10.0)
+    lb = np.full((B, n), -10.0, dtype)
+    ub = np.full((B, n), 10.0, dtype)
     lb[3, 5] = ub[3, 5] = 0.25
     shared = fastkkt.solve_qp_ex(Q, q, G=G, h=h, lb=lb, ub=ub)
     _assert_same(shared, fastkkt.solve_qp_ex(Qm, q, G=Gm, h=h, lb=lb, ub=ub))
