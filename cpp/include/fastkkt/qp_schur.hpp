@@ -67,7 +67,10 @@
 // rule: m = 0 and either n ≥ 32, p ≤ n/2 or n ≥ 80, p ≤ 3n/4 — the same whether or not Q and G
 // are shared, so that an element's path never depends on its batch; none of BENCH_QP.md's cases
 // (optnet p = n, scqpth_medium p = 2n; the others have A or bounds) is routed. With Q and G
-// shared, p = n (OptNet's layers) gains too little (1.03) to route by sharing.
+// shared, p = n (OptNet's layers) gains too little (1.03) to route by sharing — which would
+// also need a test of sharing that every split of a batch keeps: in the core a batch (or a
+// fastkkt.dask chunk) of one element has every operand "shared", so it would have to come from
+// the form the caller gave Q and G in (unbatched), passed down from Python.
 //
 // Q and G shared by the batch (OptNet's layers: one Q and G, q and h per sample; operands
 // broadcast over the batch reach the core with batch stride 0). qp.hpp's prepare_shared runs
