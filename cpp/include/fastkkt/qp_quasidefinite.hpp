@@ -90,6 +90,16 @@ constexpr index_t kSmallSolve = 32;
 // Up to this n the iteration's matrix–vector products are the plain loops (qp.hpp).
 constexpr index_t kSmallMax = 64;
 
+// From this N on the factorization is the tiled one. Not the engine's kBlockedFrom (176): one
+// problem at a time, the row-oriented kernel groups rows for SIMD (natural_rows_u_simd, up to
+// kRowsSimdMaxN) and stays ahead of the tiled one (thread CPU µs, one core, tiled → rows:
+// N = 180: 329 → 214, 220: 483 → 355, 250: 369–660 → 322–459).
+#ifndef FASTKKT_QP_BLOCKED_FROM
+#define FASTKKT_QP_BLOCKED_FROM 256
+#endif
+constexpr index_t kQPBlockedFrom = FASTKKT_QP_BLOCKED_FROM;
+static_assert(kQPBlockedFrom <= kRowsSimdMaxN + 1, "rows beyond kRowsSimdMaxN are not grouped");
+
 // max that keeps a NaN (a NaN residual must never look small)
 template <class T>
 T nan_max(T a, T b) {
@@ -158,11 +168,13 @@ struct QuasiDefinite {
     T* K = Kbuf.data();
     const T* Hp = Hbuf.data();
     const T* Cp = Ctbuf.data();
-    for (index_t i = 0; i < std::min(nrows, n1); ++i) {
+    // H's lower triangle (column-major) by rows
+    const index_t nh = std::min(nrows, n1);
+    for (index_t i = 0; i < nh; ++i) {
       T* Ki = K + i * nrows;
       for (index_t j = 0; j <= i; ++j) Ki[j] = Hp[i + j * n1];
-      Ki[i] += rho;
     }
+    for (index_t i = 0; i < nh; ++i) K[i * nrows + i] += rho;
     for (index_t r = 0; r < nrows - n1; ++r) {
       T* Ki = K + (n1 + r) * nrows;
       for (index_t j = 0; j < n1; ++j) Ki[j] = Cp[j + r * n1];
@@ -176,7 +188,7 @@ struct QuasiDefinite {
   // not finite.
   bool factor_engine(index_t Nr, index_t npos) {
     const T inf = std::numeric_limits<T>::infinity();
-    if (Nr >= kBlockedFrom) {
+    if (Nr >= kQPBlockedFrom) {
       const Factor<T> F{Kbuf.data(),    d.data(),        ebuf.data(),     misc.data(),
                         permbuf.data(), misc.data() + 2, misc.data() + 3, Nr};
       return factor_natural_blocked(F, npos, T(0), inf, 1, T(0));
@@ -217,7 +229,7 @@ struct QuasiDefinite {
     // positive pivots 0 … n₁ − 1 mean that H + ρI = L₁D₁L₁ᵀ is finished in the first n₁ rows;
     // the tiled one does not say, so H + ρI is factored alone
     index_t ld = N;
-    if (N >= kBlockedFrom) {
+    if (N >= kQPBlockedFrom) {
       assemble(rho, delta, n1);
       if (!factor_engine(n1, n1)) return false;
       ld = n1;
