@@ -15,8 +15,12 @@
 // the W problems, branch-free; W = 1 is the ordinary row-major layout of one problem, and
 // factor_natural (ldlt.hpp) is this kernel with W = 1. Per problem the operations and their
 // order are the same for every W (explicit fmadd, sums over k = 0, 1, … in order), so a lane
-// gets bitwise what the one-problem path gives. The triangular solves (unit_lower_solve,
-// unit_lower_transpose_solve) serve W interleaved right-hand sides with W factorizations, or
+// gets bitwise what the one-problem path gives. With W = 1 (one problem: factor_natural, the QP
+// solver's systems) the sums cannot be vectorized along k without changing their order; instead
+// the rows are taken in groups of lanes<T>(), whose u-values for the columns before the group
+// are formed SIMD across the rows (natural_rows_u_simd), each row with its own operations in
+// its own order, so the bits are again those of the row-by-row path. The triangular solves
+// (unit_lower_solve, unit_lower_transpose_solve) serve W interleaved right-hand sides with W factorizations, or
 // many right-hand sides with one shared factorization, with the operations of factor_solve.
 // Nothing here allocates, throws, or knows about Python.
 #pragma once

@@ -18,9 +18,9 @@
 // positive pivots, those of H + ρI = L₁D₁L₁ᵀ, then k negative ones, those of the Schur complement
 // −S with S = δI + C (H + ρI)⁻¹ Cᵀ. This is the factorization of the KKT engine's equality-QP
 // drivers (drivers.hpp): K_reg's lower triangle is assembled row-major into an N×N buffer and
-// factored in place by factor_natural_lanes<T, 1> (ldlt_lanes.hpp, row-oriented) for
-// N < kBlockedFrom and by factor_natural_blocked (ldlt_tiled.hpp, tiled, Eigen's tile products)
-// from there on, both leaving the unit lower L by rows in the buffer and D beside it; a solve is
+// factored in place by factor_natural_lanes<T, 1> (ldlt_lanes.hpp, row-oriented, rows grouped
+// for SIMD) for N < kQPBlockedFrom and by factor_natural_blocked (ldlt_tiled.hpp, tiled, Eigen's
+// tile products) from there on, both leaving the unit lower L by rows in the buffer and D beside it; a solve is
 // solve_natural_lanes<T, 1> (L⁻¹, D⁻¹, L⁻ᵀ). Both are called with pivot_tol = 0, kmax = 0,
 // knorm = +∞: Cholesky's acceptance, every pivot of the right sign (n₁ positive, then k negative)
 // is taken, however small, since ρ and δ regularize and the refinement below removes them; the
