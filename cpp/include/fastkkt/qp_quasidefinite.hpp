@@ -20,8 +20,8 @@
 // drivers (drivers.hpp): K_reg's lower triangle is assembled row-major into an N×N buffer and
 // factored in place by factor_natural_lanes<T, 1> (ldlt_lanes.hpp, row-oriented, rows grouped
 // for SIMD) for N < kQPBlockedFrom and by factor_natural_blocked (ldlt_tiled.hpp, tiled, Eigen's
-// tile products) from there on, both leaving the unit lower L by rows in the buffer and D beside it; a solve is
-// solve_natural_lanes<T, 1> (L⁻¹, D⁻¹, L⁻ᵀ). Both are called with pivot_tol = 0, kmax = 0,
+// tile products) from there on, both leaving the unit lower L by rows in the buffer and D beside
+// it; a solve is solve_natural_lanes<T, 1> (L⁻¹, D⁻¹, L⁻ᵀ). Both are called with pivot_tol = 0, kmax = 0,
 // knorm = +∞: Cholesky's acceptance, every pivot of the right sign (n₁ positive, then k negative)
 // is taken, however small, since ρ and δ regularize and the refinement below removes them; the
 // engine's own N·ε test and growth limit, which send a general KKT matrix to Bunch–Kaufman, do
@@ -37,8 +37,8 @@
 // say where it failed, so there H + ρI is factored alone first). (Always relative stalled the
 // refinement when H is singular: s_max ~ 1/ρ made δ ~ 1.)
 //
-// The regularization is then removed by iterative refinement, [x; y] ← [x; y] + K_reg⁻¹(b − K[x; y])
-// with the residual of the unregularized K (as OSQP and QDLDL do, and Clarabel and PIQP with
+// The regularization is then removed by iterative refinement,
+// [x; y] ← [x; y] + K_reg⁻¹(b − K[x; y]) with the residual of the unregularized K (as OSQP and QDLDL do, and Clarabel and PIQP with
 // their static regularization): when K is nonsingular this converges to K⁻¹b at a rate of
 // about ‖K_reg⁻¹(K_reg − K)‖ ~ max(ρ, δ)·‖K⁻¹‖; when K is singular but the system consistent it
 // converges to one solution; otherwise it stops at the step of smallest residual. ρ is absolute
