@@ -420,7 +420,8 @@ void test_general(index_t n, index_t m, index_t B, std::uint64_t seed) {
 
 template <class T>
 void run_all() {
-  const index_t sizes[][2] = {{1, 0}, {3, 1}, {8, 2}, {16, 4}, {29, 7}, {64, 16}, {120, 40}};
+  const index_t sizes[][2] = {{1, 0},  {3, 1},   {8, 2},    {16, 4},  {29, 7},
+                              {37, 8}, {64, 16}, {100, 39}, {120, 40}};
   std::uint64_t seed = 1;
   for (const auto& s : sizes) test_lanes<T>(s[0], s[1], seed += 100);
   const index_t big[][2] = {{150, 30}, {200, 60}, {300, 100}};

@@ -15,8 +15,12 @@
 // the W problems, branch-free; W = 1 is the ordinary row-major layout of one problem, and
 // factor_natural (ldlt.hpp) is this kernel with W = 1. Per problem the operations and their
 // order are the same for every W (explicit fmadd, sums over k = 0, 1, … in order), so a lane
-// gets bitwise what the one-problem path gives. The triangular solves (unit_lower_solve,
-// unit_lower_transpose_solve) serve W interleaved right-hand sides with W factorizations, or
+// gets bitwise what the one-problem path gives. With W = 1 (one problem: factor_natural, the QP
+// solver's systems) the sums cannot be vectorized along k without changing their order; instead
+// the rows are taken in groups of lanes<T>(), whose u-values for the columns before the group
+// are formed SIMD across the rows (natural_rows_u_simd), each row with its own operations in
+// its own order, so the bits are again those of the row-by-row path. The triangular solves
+// (unit_lower_solve, unit_lower_transpose_solve) serve W interleaved right-hand sides with W factorizations, or
 // many right-hand sides with one shared factorization, with the operations of factor_solve.
 // Nothing here allocates, throws, or knows about Python.
 #pragma once
@@ -107,9 +111,12 @@ void block_triangle(const T* Ci, const T* C1, const T* C2, const T* C3, index_t 
 // The u-values of R = 1 or 2 rows (Ci0, Ci1 of the interleaved C, into U0, U1) for the
 // columns j < jend:  uⱼ = Kᵢⱼ − Σ_{k<j} uₖ Lⱼₖ, summed over k in order. Four columns at a time
 // share each load of uₖ, and with R = 2 each load of Lⱼₖ serves both rows.
+// With jstart > 0 (a multiple of 4) the u-values of the columns j < jstart are already in U0, U1
+// (natural_rows_u_simd) and the loop starts there.
 template <class T, int W, int R>
-void natural_row_u(const T* C, index_t N, const T* Ci0, const T* Ci1, T* U0, T* U1, index_t jend) {
-  index_t j = 0;
+void natural_row_u(const T* C, index_t N, const T* Ci0, const T* Ci1, T* U0, T* U1, index_t jend,
+                   index_t jstart = 0) {
+  index_t j = jstart;
   for (; j + 4 <= jend; j += 4) {
     const T* C0 = C + j * N * W;
     const T* C1 = C0 + N * W;
@@ -192,6 +199,65 @@ void natural_row_u4(const T* C, index_t N, const T* const* Ci, T* const* Ur, ind
   }
   for (; j < jend; ++j) natural_column_u<T, W>(C, N, Ci, Ur, 4, j);
 }
+
+// One problem (W = 1): the u-values of R = lanes<T>() consecutive rows r0 … r0 + R − 1 for the
+// columns jfrom ≤ j < jend (multiples of 4; rows < jend of L finished, V's columns < jfrom
+// filled), SIMD across the rows (row r0 + w in lane w, Lⱼₖ broadcast), into V (V[j·R + w]).
+// Lanes of rows < jend compute values nobody reads. Per row these are the
+// operations of natural_row_u, in the same order (four-column blocks, sums over k = 0, 1, …,
+// then block_triangle), so the values are bitwise those of the row-by-row path: one problem's
+// sums run over k in a fixed order and cannot be vectorized along k, but R rows need the same
+// Lⱼₖ at every step (as solve_lower_transpose_right does in ldlt_tiled.hpp).
+template <class T, int R>
+void natural_rows_u_simd(const T* C, index_t N, index_t r0, index_t jfrom, index_t jend, T* V) {
+  for (index_t j = jfrom; j + 4 <= jend; j += 4) {
+    const T* C0 = C + j * N;
+    const T* C1 = C0 + N;
+    const T* C2 = C1 + N;
+    const T* C3 = C2 + N;
+    T a0[R] = {}, a1[R] = {}, a2[R] = {}, a3[R] = {};
+    for (index_t k = 0; k < j; ++k) {
+      const T l0 = C0[k], l1 = C1[k], l2 = C2[k], l3 = C3[k];
+      const T* v = V + k * R;
+#pragma omp simd
+      for (int w = 0; w < R; ++w) {
+        a0[w] = fmadd(v[w], l0, a0[w]);
+        a1[w] = fmadd(v[w], l1, a1[w]);
+        a2[w] = fmadd(v[w], l2, a2[w]);
+        a3[w] = fmadd(v[w], l3, a3[w]);
+      }
+    }
+    T x0[R], x1[R], x2[R], x3[R];  // Kᵢⱼ … Kᵢ,ⱼ₊₃ of the R rows (past row N − 1: row N − 1 again)
+    for (int w = 0; w < R; ++w) {
+      const T* Ci = C + std::min<index_t>(r0 + w, N - 1) * N + j;
+      x0[w] = Ci[0];
+      x1[w] = Ci[1];
+      x2[w] = Ci[2];
+      x3[w] = Ci[3];
+    }
+    T* Vj = V + j * R;
+#pragma omp simd
+    for (int w = 0; w < R; ++w) {  // block_triangle
+      const T u0 = x0[w] - a0[w];
+      a1[w] = fmadd(u0, C1[j], a1[w]);
+      a2[w] = fmadd(u0, C2[j], a2[w]);
+      a3[w] = fmadd(u0, C3[j], a3[w]);
+      const T u1 = x1[w] - a1[w];
+      a2[w] = fmadd(u1, C2[j + 1], a2[w]);
+      a3[w] = fmadd(u1, C3[j + 1], a3[w]);
+      const T u2 = x2[w] - a2[w];
+      a3[w] = fmadd(u2, C3[j + 2], a3[w]);
+      Vj[w] = u0;
+      Vj[R + w] = u1;
+      Vj[2 * R + w] = u2;
+      Vj[3 * R + w] = x3[w] - a3[w];
+    }
+  }
+}
+
+// Largest N for which the one-problem factorization takes natural_rows_u_simd (its V lives on
+// the stack: R·N scalars, 16 KB).
+constexpr index_t kRowsSimdMaxN = 256;
 
 // LDLᵀ without pivoting of W problems at once, in the interleaved ("compact") layout: entry
 // (i, j) of problem w is C[(i·N + j)·W + w], so each step below is one SIMD operation across
@@ -288,6 +354,11 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const
   // through the caches, which is what limits n + m ≳ 100), finished as two pairs, with the two
   // columns between the pairs computed in between. Every sum runs in the same order either
   // way: the order is fixed by N alone, the same for W = 1 and for W lanes, two rows or four.
+  // one problem (W = 1): the rows in groups of R1 for natural_rows_u_simd (g0: the group's first
+  // row, −1 before the first)
+  constexpr int R1 = W == 1 ? lanes<T>() : 1;
+  T V[W == 1 ? R1 * kRowsSimdMaxN : 1];
+  index_t g0 = -1;
   index_t i = 0;
   while (i < N) {
     T* Ci = C + i * N * W;
@@ -300,15 +371,36 @@ void factor_natural_lanes(T* C, T* d, index_t N, index_t n, const T* kmax, const
       natural_column_u<T, W>(C, N, Cr + 2, Ur + 2, 2, i + 1);
       finish_pair(i + 2, Cr[2], Cr[3], Ur[2], Ur[3]);
       i += 4;
-    } else if (i + 1 < N) {
-      T* Ci1 = Ci + N * W;
-      natural_row_u<T, W, 2>(C, N, Ci, Ci1, U, U + N * W, i);
-      finish_pair(i, Ci, Ci1, U, U + N * W);
-      i += 2;
     } else {
-      natural_row_u<T, W, 1>(C, N, Ci, Ci, U, U, i);
-      finish_row(i, Ci, U);
-      i += 1;
+      index_t jstart = 0;
+      if constexpr (W == 1 && R1 >= 4) {
+        // one problem: the columns before a group of R1 rows for all of them at once
+        // (and, within the group, the four columns before each fourth row), the rows of each
+        // pair then from there on
+        if (N <= kRowsSimdMaxN && i % R1 == 0 && i >= 8) {
+          natural_rows_u_simd<T, R1>(C, N, i, 0, i, V);
+          g0 = i;
+        } else if (g0 >= 0 && i < g0 + R1 && i % 4 == 0) {
+          natural_rows_u_simd<T, R1>(C, N, g0, i - 4, i, V);
+        }
+        if (g0 >= 0 && i < g0 + R1) {
+          const index_t r = i - g0;
+          jstart = i - i % 4;
+          for (index_t j = 0; j < jstart; ++j) U[j] = V[j * R1 + r];
+          if (i + 1 < N)
+            for (index_t j = 0; j < jstart; ++j) U[N + j] = V[j * R1 + r + 1];
+        }
+      }
+      if (i + 1 < N) {
+        T* Ci1 = Ci + N * W;
+        natural_row_u<T, W, 2>(C, N, Ci, Ci1, U, U + N * W, i, jstart);
+        finish_pair(i, Ci, Ci1, U, U + N * W);
+        i += 2;
+      } else {
+        natural_row_u<T, W, 1>(C, N, Ci, Ci, U, U, i, jstart);
+        finish_row(i, Ci, U);
+        i += 1;
+      }
     }
     if (W == 1 && failed[0] != 0) {
       ok[0] = false;
@@ -401,21 +493,40 @@ void unit_lower_transpose_solve(const Row& row, index_t N, T* y) {
           fmadd(-L2[(j - 3) * JS + w * LS], c,
                 fmadd(-L1[(j - 3) * JS + w * LS], b, fmadd(-L0[(j - 3) * JS + w * LS], a, yt[w])));
     }
-    for (index_t i = 0; i < j - 3; ++i)
+    if constexpr (W == 1) {
+      // one right-hand side: the yᵢ are independent, SIMD along i (the compiler cannot see
+      // that y and the rows of L do not overlap); each yᵢ gets the same operations
+      const T a = yt[3], b = yt[2], c = yt[1], e = yt[0];
 #pragma omp simd
-      for (int w = 0; w < W; ++w) {
-        T v = fmadd(-L0[i * JS + w * LS], yt[3 * W + w], y[i * W + w]);
-        v = fmadd(-L1[i * JS + w * LS], yt[2 * W + w], v);
-        v = fmadd(-L2[i * JS + w * LS], yt[W + w], v);
-        y[i * W + w] = fmadd(-L3[i * JS + w * LS], yt[w], v);
+      for (index_t i = 0; i < j - 3; ++i) {
+        T v = fmadd(-L0[i], a, y[i]);
+        v = fmadd(-L1[i], b, v);
+        v = fmadd(-L2[i], c, v);
+        y[i] = fmadd(-L3[i], e, v);
       }
+    } else {
+      for (index_t i = 0; i < j - 3; ++i)
+#pragma omp simd
+        for (int w = 0; w < W; ++w) {
+          T v = fmadd(-L0[i * JS + w * LS], yt[3 * W + w], y[i * W + w]);
+          v = fmadd(-L1[i * JS + w * LS], yt[2 * W + w], v);
+          v = fmadd(-L2[i * JS + w * LS], yt[W + w], v);
+          y[i * W + w] = fmadd(-L3[i * JS + w * LS], yt[w], v);
+        }
+    }
   }
   for (; j > 0; --j) {
     const T* Lj = row(j);
-    for (index_t i = 0; i < j; ++i)
+    if constexpr (W == 1) {
+      const T yj = y[j];
 #pragma omp simd
-      for (int w = 0; w < W; ++w)
-        y[i * W + w] = fmadd(-Lj[i * JS + w * LS], y[j * W + w], y[i * W + w]);
+      for (index_t i = 0; i < j; ++i) y[i] = fmadd(-Lj[i], yj, y[i]);
+    } else {
+      for (index_t i = 0; i < j; ++i)
+#pragma omp simd
+        for (int w = 0; w < W; ++w)
+          y[i * W + w] = fmadd(-Lj[i * JS + w * LS], y[j * W + w], y[i * W + w]);
+    }
   }
 }
 

@@ -56,11 +56,12 @@
 // iterates the rounding of Aᵀλ + Gᵀμ is about ε‖y‖, which tighter thresholds do not clear.
 // Status 3: max_iter reached, a step length below 1e-12, or a non-finite iterate.
 //
-// Cost per iteration: forming GᵀWG (pn² flops, a symmetric rank-p update), the Cholesky
-// factorizations (n³/3 + nm² + m³/3), three regularized solves (the predictor's unrefined, the
-// corrector's with usually one refinement step) and their residuals, a few matrix–vector
-// products. Small matrices (n ≤ 32–64) go through the plain loops of qp_kernels.hpp, larger ones
-// through Eigen's blocked kernels. A batch of one runs on one thread: a tiled factorization
+// Cost per iteration: forming GᵀWG (pn² flops, a symmetric rank-p update), the natural-order
+// LDLᵀ of the reduced system (the engine's kernels, qp_quasidefinite.hpp: n³/3 + nm² + m³/3),
+// three regularized solves (the predictor's unrefined, the corrector's with usually one
+// refinement step) and their residuals, a few matrix–vector products. The matrix–vector
+// products of small matrices (n ≤ 32–64) go through the plain loops of qp_kernels.hpp, larger
+// ones through Eigen's. A batch of one runs on one thread: a tiled factorization
 // whose tiles two threads share (3 barriers per tile step) was bitwise thread-independent but
 // 2.3–4× slower in wall time on the shared, loaded 2-core machine (large, svm). Measured (perf, one
 // thread, 2026-11-29): mpc (n = 12) spends ~25% in the factorizations, ~35% in the regularized
@@ -68,7 +69,7 @@
 // per-element setup (load, presolve, the PSD test of Q, the start, the polish) — latency of
 // short dependent loops, which only problems interleaved across SIMD lanes hide: qp_lanes.hpp
 // runs the iterations of small problems W at a time and hands each to this solver to finish;
-// optnet (n = p = 100) ~40% in GᵀWG and the Cholesky factorization, ~35% in matrix–vector
+// optnet (n = p = 100) ~40% in GᵀWG and the factorization, ~35% in matrix–vector
 // products and triangular solves. One problem per thread, in a caller-owned workspace sized once
 // per call: nothing allocated per iteration. Every element's arithmetic is independent of the
 // thread that runs it: results are bitwise identical for any thread count, and one bad element
@@ -479,7 +480,7 @@ void ElementSolver<T>::build_H() {
 
 template <class T>
 bool ElementSolver<T>::factor() {
-  // first the absolute ρ; if Cholesky breaks down (rounding, as W = μ/s grows without bound
+  // first the absolute ρ; if the factorization breaks down (rounding, as W = μ/s grows without bound
   // near the solution), ρ relative to the largest diagonal entry of H, growing by 100
   auto H = w_.qd.H();
   T dmax = 0;

@@ -36,11 +36,11 @@
 // coordinates in increasing order, then the rows of A and the active rows of G in increasing
 // order); then d_ν,𝔅 = −g_z,𝔅 − (Q d_z + Aᵀd_λ + G_𝒜ᵀd_μ)_𝔅.
 //
-// The kept factorization. qp_quasidefinite.hpp factors K_reg = [H + ρI, Cᵀ; C, −δI] as
-// L Lᵀ = H + ρI, X = L⁻¹Cᵀ, S_f S_fᵀ = XᵀX + δI. When the forward pass is asked to keep it
-// (QPOutput::factor) and the active set of the rule is the one the accepted polish used, the
-// lower triangle of M = [L 0; Xᵀ S_f] (K_reg = M diag(I, −I) Mᵀ) is stored packed, column by
-// column, in adjoint_factor_size(n, m, p) entries per element, and the state byte says so;
+// The kept factorization. qp_quasidefinite.hpp factors K_reg = [H + ρI, Cᵀ; C, −δI] = L D Lᵀ
+// in the natural order (the engine's kernels; N = n₁ + k rows). When the forward pass is asked to
+// keep it (QPOutput::factor) and the active set of the rule is the one the accepted polish used,
+// the strict lower triangle of the unit lower L (packed by rows) and D are stored in
+// adjoint_factor_size(n, m, p) entries per element (N(N + 1)/2 used), and the state byte says so;
 // otherwise (the IPM iterate was returned, the rule differs from the polish's guess at a
 // degenerate point, or k > n₁ so that K is singular) the adjoint factors K_reg itself. The
 // solve is refined against the unregularized K (qp_quasidefinite.hpp), as the polish's was.
@@ -79,8 +79,8 @@
 namespace fastkkt {
 namespace qp {
 
-// Entries per element of a kept factorization: the packed lower triangle of an N×N matrix, N =
-// n₁ + k ≤ min(2n, n + m + p) (kept only when k ≤ n₁ ≤ n).
+// Entries per element of a kept factorization: L's packed strict lower triangle and D of an N×N
+// matrix, N(N + 1)/2, for N = n₁ + k ≤ min(2n, n + m + p) (kept only when k ≤ n₁ ≤ n).
 inline index_t adjoint_factor_size(index_t n, index_t m, index_t p) {
   const index_t s = std::min(2 * n, n + m + p);
   return (s * s + s) / 2;
@@ -114,41 +114,29 @@ void adjoint_active_set(index_t n, index_t p, const Eigen::Ref<const Mat<T>>& G,
   act[p + n] = 0;
 }
 
-// Stores M = [L 0; Xᵀ S_f] of qd (sizes n₁, k) packed (lower triangle, column by column).
+// Stores the factorization of qd (sizes n₁, k; N = n₁ + k): the strict lower triangle of the unit
+// lower L packed by rows (record.hpp's packed_row), then D: N(N + 1)/2 entries.
 template <class T>
-void pack_factor(QuasiDefinite<T>& qd, T* out) {
-  const index_t n1 = qd.n1, k = qd.k;
-  auto L = qd.L();
-  auto X = qd.X();
-  auto Sf = qd.Sfactor();
-  T* o = out;
-  for (index_t j = 0; j < n1; ++j) {
-    for (index_t i = j; i < n1; ++i) *o++ = L(i, j);
-    for (index_t r = 0; r < k; ++r) *o++ = X(j, r);
+void pack_factor(const QuasiDefinite<T>& qd, T* out) {
+  const index_t N = qd.size();
+  for (index_t i = 1; i < N; ++i) {
+    const T* Li = qd.row(i);
+    T* o = out + packed_row(i);
+    for (index_t j = 0; j < i; ++j) o[j] = Li[j];
   }
-  for (index_t j = 0; j < k; ++j)
-    for (index_t i = j; i < k; ++i) *o++ = Sf(i, j);
+  for (index_t i = 0; i < N; ++i) out[packed_size(N) + i] = qd.d[i];
 }
 
-// The inverse of pack_factor into qd's L, X, S_f and their reciprocal diagonals (qd.set_size(n₁,
-// k) done).
+// The inverse of pack_factor into qd's L and D (qd.set_size(n₁, k) done): what its solves read.
 template <class T>
 void unpack_factor(const T* in, QuasiDefinite<T>& qd) {
-  const index_t n1 = qd.n1, k = qd.k;
-  auto L = qd.L();
-  auto X = qd.X();
-  auto Sf = qd.Sfactor();
-  const T* o = in;
-  for (index_t j = 0; j < n1; ++j) {
-    for (index_t i = j; i < n1; ++i) L(i, j) = *o++;
-    for (index_t r = 0; r < k; ++r) X(j, r) = *o++;
+  const index_t N = qd.size();
+  for (index_t i = 1; i < N; ++i) {
+    T* Li = qd.row(i);
+    const T* o = in + packed_row(i);
+    for (index_t j = 0; j < i; ++j) Li[j] = o[j];
   }
-  for (index_t j = 0; j < k; ++j)
-    for (index_t i = j; i < k; ++i) Sf(i, j) = *o++;
-  // the reciprocal diagonals that the plain-kernel solves multiply by (chol_lower leaves them
-  // beside its factor; 1/L(j, j) is the same rounding as there)
-  for (index_t j = 0; j < n1; ++j) qd.Ldinv[j] = T(1) / L(j, j);
-  for (index_t j = 0; j < k; ++j) qd.Sdinv[j] = T(1) / Sf(j, j);
+  for (index_t i = 0; i < N; ++i) qd.d[i] = in[packed_size(N) + i];
 }
 
 // The data of one adjoint call; operands and incoming gradients broadcast to `batch` (a null

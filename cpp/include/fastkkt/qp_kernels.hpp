@@ -1,14 +1,12 @@
 // fastkkt/qp_kernels.hpp — plain dense kernels for the QP solver's small matrices.
 //
 // The interior-point iterations of qp.hpp work on many small dense matrices (n ≈ 10–60 for most
-// batched layers). Eigen's dynamic-size expressions (blocked Cholesky, triangular solves,
-// selfadjoint and general matrix–vector products) pay a dispatch, blocking and packing cost per
-// call that dominates at these sizes (measured on mpc, n = 12: ~60% of the solve). These kernels
-// are the textbook loops on raw column-major storage with a leading dimension:
+// batched layers). Eigen's dynamic-size expressions (selfadjoint and general matrix–vector
+// products, the rank-p update) pay a dispatch, blocking and packing cost per call that dominates
+// at these sizes (measured on mpc, n = 12: ~60% of the solve, with the factorization then done
+// by Eigen too). These kernels are the textbook loops on raw column-major storage with a leading
+// dimension (the factorization and its solves are the engine's: qp_quasidefinite.hpp):
 //
-//   chol_lower      L Lᵀ = H in place (left-looking, four columns per pass: n³/3 flops),
-//   trsv_lower      x ← L⁻¹x (column oriented),   trsv_lower_t   x ← L⁻ᵀx (dot oriented), both
-//                   with the reciprocal diagonal that chol_lower leaves,
 //   symv_lower      y ← y + α·H x with only H's lower triangle stored,
 //   gemv_n/gemv_t   y ← y + α·A x / y ← y + α·Aᵀx,
 //   syrk_lower_diag H ← H + G diag(w) Gᵀ on H's lower triangle (G n×p: the rank-p update GᵀWG
@@ -41,57 +39,6 @@ inline T dot(const T* a, const T* b, idx n) {
   }
   for (; i < n; ++i) s0 += a[i] * b[i];
   return (s0 + s1) + (s2 + s3);
-}
-
-// L Lᵀ = H (lower triangle of H, overwritten by L); false if a pivot is not positive (or NaN).
-// Left-looking: column j gathers the updates of the columns before it four at a time, so it is
-// loaded and stored once per four columns. dinv receives 1/L(j, j): the solves below multiply
-// by it (a division on their dependent chains cost ~15% of a solve at n = 12).
-template <class T>
-inline bool chol_lower(idx n, T* L, idx ld, T* dinv) {
-  for (idx j = 0; j < n; ++j) {
-    T* cj = L + j * ld;
-    idx k = 0;
-    for (; k + 4 <= j; k += 4) {
-      const T* c0 = L + k * ld;
-      const T* c1 = c0 + ld;
-      const T* c2 = c1 + ld;
-      const T* c3 = c2 + ld;
-      const T a0 = c0[j], a1 = c1[j], a2 = c2[j], a3 = c3[j];
-      for (idx i = j; i < n; ++i) cj[i] -= (c0[i] * a0 + c1[i] * a1) + (c2[i] * a2 + c3[i] * a3);
-    }
-    for (; k < j; ++k) {
-      const T* ck = L + k * ld;
-      const T a = ck[j];
-      for (idx i = j; i < n; ++i) cj[i] -= ck[i] * a;
-    }
-    const T d = cj[j];
-    if (!(d > 0)) return false;
-    const T r = std::sqrt(d);
-    const T ri = T(1) / r;
-    cj[j] = r;
-    dinv[j] = ri;
-    for (idx i = j + 1; i < n; ++i) cj[i] *= ri;
-  }
-  return true;
-}
-
-template <class T>
-inline void trsv_lower(idx n, const T* L, idx ld, const T* dinv, T* x) {
-  for (idx j = 0; j < n; ++j) {
-    const T* cj = L + j * ld;
-    const T xj = x[j] * dinv[j];
-    x[j] = xj;
-    for (idx i = j + 1; i < n; ++i) x[i] -= cj[i] * xj;
-  }
-}
-
-template <class T>
-inline void trsv_lower_t(idx n, const T* L, idx ld, const T* dinv, T* x) {
-  for (idx j = n - 1; j >= 0; --j) {
-    const T* cj = L + j * ld;
-    x[j] = (x[j] - dot(cj + j + 1, x + j + 1, n - j - 1)) * dinv[j];
-  }
 }
 
 // y += alpha·H x, H symmetric with its lower triangle stored.

@@ -1,7 +1,9 @@
 // fastkkt/qp_quasidefinite.hpp — the regularized (quasi-definite) KKT solve of the QP solver:
-// one factorization, many solves, iterative refinement against the unregularized system.
+// one factorization by the engine's natural-order LDLᵀ, many solves, iterative refinement against
+// the unregularized system.
 //
-// The systems of the interior-point iterations and of the active-set polish (qp.hpp) are
+// The systems of the interior-point iterations and of the active-set polish (qp.hpp), and of the
+// backward pass (qp_adjoint.hpp), are
 //
 //         [ H   Cᵀ ] [ x ]   [ b₁ ]        H (n₁×n₁) symmetric positive semidefinite,
 //     K = [ C   0  ] [ y ] = [ b₂ ],       C (k×n₁), possibly without full row rank.
@@ -9,38 +11,57 @@
 // K may be singular (H singular on the null space of C: a linear program; dependent rows of C).
 // We factor instead the quasi-definite matrix (Vanderbei, SIAM J. Optim. 5 (1995))
 //
-//     K_reg = [ H + ρI   Cᵀ  ]
-//             [ C       −δI  ],
+//     K_reg = [ H + ρI   Cᵀ  ]     (N = n₁ + k rows),
+//             [ C       −δI  ]
 //
-// which has an LDLᵀ factorization in the natural order for any ρ, δ > 0: the Cholesky factor
-// L Lᵀ = H + ρI, then X = L⁻¹Cᵀ and the Cholesky factor of the Schur complement
-// S = C (H + ρI)⁻¹ Cᵀ + δI = XᵀX + δI. A solve is
+// which has an LDLᵀ factorization in the natural order for any ρ, δ > 0 (no pivoting): D has n₁
+// positive pivots, those of H + ρI = L₁D₁L₁ᵀ, then k negative ones, those of the Schur complement
+// −S with S = δI + C (H + ρI)⁻¹ Cᵀ. This is the factorization of the KKT engine's equality-QP
+// drivers (drivers.hpp): K_reg's lower triangle is assembled row-major into an N×N buffer and
+// factored in place by factor_natural_lanes<T, 1> (ldlt_lanes.hpp, row-oriented, rows grouped
+// for SIMD) for N < kQPBlockedFrom and by factor_natural_blocked (ldlt_tiled.hpp, tiled, Eigen's
+// tile products) from there on, both leaving the unit lower L by rows in the buffer and D beside
+// it; a solve is solve_natural_lanes<T, 1> (L⁻¹, D⁻¹, L⁻ᵀ). Both are called with pivot_tol = 0, kmax = 0,
+// knorm = +∞: Cholesky's acceptance, every pivot of the right sign (n₁ positive, then k negative)
+// is taken, however small, since ρ and δ regularize and the refinement below removes them; the
+// engine's own N·ε test and growth limit, which send a general KKT matrix to Bunch–Kaufman, do
+// not apply. The factorization fails (factor() returns false) when a pivot has the wrong sign or
+// is not finite.
 //
-//     u = L⁻¹b₁,  S y = Xᵀu − b₂,  x = L⁻ᵀ(u − X y).
+// δ. First δ absolute (the caller's). When the factorization fails in the C rows — H + ρI is
+// positive definite but S is not numerically: dependent rows of C make C (H + ρI)⁻¹ Cᵀ singular
+// up to rounding of the size ε·‖C (H + ρI)⁻¹ Cᵀ‖, which an absolute δ does not dominate — it is
+// retried once with δ·max(1, s_max), s_max = maxᵣ (C (H + ρI)⁻¹ Cᵀ)ᵣᵣ = maxᵣ Σⱼ vⱼ²/dⱼ with
+// v = L₁⁻¹cᵣ (cᵣ the r-th row of C, L₁, D₁ the first n₁ rows of the failed attempt, which are
+// finished and valid whenever its first n₁ pivots are positive; the tiled factorization does not
+// say where it failed, so there H + ρI is factored alone first). (Always relative stalled the
+// refinement when H is singular: s_max ~ 1/ρ made δ ~ 1.)
 //
-// The regularization is then removed by iterative refinement, [x; y] ← [x; y] + K_reg⁻¹(b − K[x; y])
-// with the residual of the unregularized K (as OSQP and QDLDL do, and Clarabel and PIQP with
+// The regularization is then removed by iterative refinement,
+// [x; y] ← [x; y] + K_reg⁻¹(b − K[x; y]) with the residual of the unregularized K (as OSQP and QDLDL do, and Clarabel and PIQP with
 // their static regularization): when K is nonsingular this converges to K⁻¹b at a rate of
 // about ‖K_reg⁻¹(K_reg − K)‖ ~ max(ρ, δ)·‖K⁻¹‖; when K is singular but the system consistent it
 // converges to one solution; otherwise it stops at the step of smallest residual. ρ is absolute
-// (the caller scales it to Q); so is δ, unless XᵀX is numerically singular (dependent rows of
-// C), where δ is taken relative to its largest diagonal entry. (Always relative stalled the
-// refinement when H is singular: XᵀX ~ 1/ρ made δ ~ 1.)
+// (the caller scales it to Q).
 //
-// Storage: every matrix lives in a buffer sized once for the largest problem of a call (caller-
-// owned, one per thread) and is used through column-major Eigen::Maps of the current sizes, so
-// nothing is allocated per factorization. Eigen's blocked Cholesky (llt_inplace) factors in
-// place. All sums are in a fixed order that does not depend on the thread, so results are
-// bitwise reproducible. Nothing here throws or knows about Python.
+// Storage: the callers write H (lower triangle) and Cᵀ column-major into buffers sized once for
+// the largest problem of a call (caller-owned, one per thread), kept for the residuals; K_reg, L,
+// D and the engine's scratch live in buffers of the same kind, so nothing is allocated per
+// factorization. All sums are in a fixed order that depends only on the sizes, not on the
+// thread, so results are bitwise reproducible. Nothing here throws or knows about Python.
 #pragma once
 
-#include <Eigen/Cholesky>
+// clang-format off
+#include "fastkkt/interleave.hpp"  // first: it includes <immintrin.h> before Eigen does (see there)
+// clang-format on
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 
+#include "fastkkt/ldlt_lanes.hpp"
+#include "fastkkt/ldlt_tiled.hpp"
 #include "fastkkt/qp_kernels.hpp"
 
 namespace fastkkt {
@@ -62,13 +83,22 @@ T inf_norm(const Eigen::Ref<const Vec<T>>& v) {
   return v.size() == 0 ? T(0) : v.template lpNorm<Eigen::Infinity>();
 }
 
-// Up to these sizes (n₁ and k) the plain kernels of qp_kernels.hpp are used, above them Eigen's
-// blocked ones. Measured (thread CPU time, one core, n = p): Cholesky plain/Eigen 0.9 (n = 12),
-// 0.7 (32–50), 1.0 (64–100), 1.7 (150); two triangular solves and a symmetric product 1.0
-// (n ≤ 32), 1.5 (50), 2.0 (64–100); the rank-p update GᵀWG 1.0 (12), 2.4 (32), 3.3 (64): Eigen's.
-constexpr index_t kSmallFactor = 64;
+// Up to this size (n₁ and k) the residual's matrix–vector products are the plain loops of
+// qp_kernels.hpp, above it Eigen's (measured: two triangular solves and a symmetric product,
+// plain/Eigen 1.0 for n ≤ 32, 1.5 at 50, 2.0 at 64–100).
 constexpr index_t kSmallSolve = 32;
-constexpr index_t kSmallMax = kSmallFactor;  // matrix–vector products of the iteration (qp.hpp)
+// Up to this n the iteration's matrix–vector products are the plain loops (qp.hpp).
+constexpr index_t kSmallMax = 64;
+
+// From this N on the factorization is the tiled one. Not the engine's kBlockedFrom (176): one
+// problem at a time, the row-oriented kernel groups rows for SIMD (natural_rows_u_simd, up to
+// kRowsSimdMaxN) and stays ahead of the tiled one (thread CPU µs, one core, tiled → rows:
+// N = 180: 329 → 214, 220: 483 → 355, 250: 369–660 → 322–459).
+#ifndef FASTKKT_QP_BLOCKED_FROM
+#define FASTKKT_QP_BLOCKED_FROM 256
+#endif
+constexpr index_t kQPBlockedFrom = FASTKKT_QP_BLOCKED_FROM;
+static_assert(kQPBlockedFrom <= kRowsSimdMaxN + 1, "rows beyond kRowsSimdMaxN are not grouped");
 
 // max that keeps a NaN (a NaN residual must never look small)
 template <class T>
@@ -100,129 +130,129 @@ template <class T>
 struct QuasiDefinite {
   index_t n1 = 0, k = 0;
   T delta_eff = 0;
-  // buffers (capacity) and their current views
-  Vec<T> Hbuf, Lbuf, Ctbuf, Xbuf, Sbuf, SFbuf;
+  // inputs of the current sizes (column-major): H's lower triangle, Ct = Cᵀ (n₁×k)
+  Vec<T> Hbuf, Ctbuf;
+  // the factorization: K_reg's lower triangle by rows (N×N, N = n₁ + k), overwritten by the unit
+  // lower L; d = D; the engine's scratch (U: factor_natural_lanes; e, perm, misc:
+  // factor_natural_blocked's record fields, unused here)
+  Vec<T> Kbuf, d, U, ebuf, permbuf, misc;
   Vec<T> u, e1, e2, x0, y0, dx, dy;
-  Vec<T> Ldinv, Sdinv;  // reciprocal diagonals of the plain-kernel factors
 
   void reserve(index_t nmax, index_t kmax) {
+    const index_t N = std::max<index_t>(nmax + kmax, 1);
     Hbuf.resize(std::max<index_t>(nmax * nmax, 1));
-    Lbuf.resize(std::max<index_t>(nmax * nmax, 1));
     Ctbuf.resize(std::max<index_t>(nmax * kmax, 1));
-    Xbuf.resize(std::max<index_t>(nmax * kmax, 1));
-    Sbuf.resize(std::max<index_t>(kmax * kmax, 1));
-    SFbuf.resize(std::max<index_t>(kmax * kmax, 1));
-    for (Vec<T>* v : {&u, &e1, &x0, &dx, &Ldinv}) v->resize(std::max<index_t>(nmax, 1));
-    for (Vec<T>* v : {&e2, &y0, &dy, &Sdinv}) v->resize(std::max<index_t>(kmax, 1));
+    Kbuf.resize(N * N);
+    U.resize(5 * N);
+    for (Vec<T>* v : {&d, &ebuf, &permbuf, &u}) v->resize(N);
+    misc.resize(4);
+    for (Vec<T>* v : {&e1, &x0, &dx}) v->resize(std::max<index_t>(nmax, 1));
+    for (Vec<T>* v : {&e2, &y0, &dy}) v->resize(std::max<index_t>(kmax, 1));
   }
   void set_size(index_t n1_, index_t k_) {
     n1 = n1_;
     k = k_;
   }
+  index_t size() const { return n1 + k; }
+  bool small_solve() const { return n1 <= kSmallSolve && k <= kSmallSolve; }
   // H: only its lower triangle is read. Ct = Cᵀ (n₁×k).
   MatMap<T> H() { return MatMap<T>(Hbuf.data(), n1, n1); }
   MatMap<T> Ct() { return MatMap<T>(Ctbuf.data(), n1, k); }
-  MatMap<T> L() { return MatMap<T>(Lbuf.data(), n1, n1); }
-  MatMap<T> X() { return MatMap<T>(Xbuf.data(), n1, k); }
-  MatMap<T> S() { return MatMap<T>(Sbuf.data(), k, k); }
-  MatMap<T> Sfactor() { return MatMap<T>(SFbuf.data(), k, k); }
+  // row i of the factor L (entries j < i), N = n₁ + k
+  T* row(index_t i) { return Kbuf.data() + i * size(); }
+  const T* row(index_t i) const { return Kbuf.data() + i * size(); }
 
-  // Factor K_reg from H and Ct; false if a Cholesky factorization breaks down (H + ρI not
-  // numerically positive definite: H indefinite, or ρ too small for its rounding).
-  bool small() const { return n1 <= kSmallFactor && k <= kSmallFactor; }
-  bool small_solve() const { return n1 <= kSmallSolve && k <= kSmallSolve; }
-
-  bool factor(T rho, T delta) {
-    if (small()) return factor_small(rho, delta);
-    auto L_ = L();
-    auto H_ = H();
-    L_.template triangularView<Eigen::Lower>() = H_.template triangularView<Eigen::Lower>();
-    L_.diagonal().array() += rho;
-    if (n1 > 0 && Eigen::internal::llt_inplace<T, Eigen::Lower>::blocked(L_) != -1) return false;
-    if (k == 0) return true;
-    auto X_ = X();
-    auto S_ = S();
-    X_ = Ct();
-    if (n1 > 0) L_.template triangularView<Eigen::Lower>().solveInPlace(X_);
-    S_.setZero();
-    if (n1 > 0) S_.template selfadjointView<Eigen::Lower>().rankUpdate(X_.transpose());
-    // δ absolute first; if S = XᵀX (numerically singular: dependent rows of C) loses
-    // definiteness, δ relative to its largest diagonal entry
-    T dmax = 0;
-    for (index_t i = 0; i < k; ++i) dmax = std::max(dmax, S_(i, i));
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      delta_eff = attempt == 0 ? delta : delta * std::max(T(1), dmax);
-      auto Sf = Sfactor();
-      Sf.template triangularView<Eigen::Lower>() = S_.template triangularView<Eigen::Lower>();
-      Sf.diagonal().array() += delta_eff;
-      if (Eigen::internal::llt_inplace<T, Eigen::Lower>::blocked(Sf) == -1) return true;
+  // K_reg's lower triangle (rows 0 … nrows − 1 of it, by rows with row length nrows: nrows = N
+  // for all of K_reg, n₁ for H + ρI alone) into Kbuf.
+  void assemble(T rho, T delta, index_t nrows) {
+    T* K = Kbuf.data();
+    const T* Hp = Hbuf.data();
+    const T* Cp = Ctbuf.data();
+    // H's lower triangle (column-major) by rows
+    const index_t nh = std::min(nrows, n1);
+    for (index_t i = 0; i < nh; ++i) {
+      T* Ki = K + i * nrows;
+      for (index_t j = 0; j <= i; ++j) Ki[j] = Hp[i + j * n1];
     }
-    return false;
+    for (index_t i = 0; i < nh; ++i) K[i * nrows + i] += rho;
+    for (index_t r = 0; r < nrows - n1; ++r) {
+      T* Ki = K + (n1 + r) * nrows;
+      for (index_t j = 0; j < n1; ++j) Ki[j] = Cp[j + r * n1];
+      for (index_t j = n1; j < n1 + r; ++j) Ki[j] = 0;
+      Ki[n1 + r] = -delta;
+    }
   }
 
-  // factor() with the plain kernels (same mathematics, same δ rule)
-  bool factor_small(T rho, T delta) {
-    T* Lp = Lbuf.data();
-    const T* Hp = Hbuf.data();
-    for (index_t j = 0; j < n1; ++j)
-      for (index_t i = j; i < n1; ++i) Lp[i + j * n1] = Hp[i + j * n1];
-    for (index_t j = 0; j < n1; ++j) Lp[j + j * n1] += rho;
-    if (!kern::chol_lower<T>(n1, Lp, n1, Ldinv.data())) return false;
-    if (k == 0) return true;
-    T* Xp = Xbuf.data();
-    const T* Cp = Ctbuf.data();
-    for (index_t i = 0; i < n1 * k; ++i) Xp[i] = Cp[i];
-    for (index_t c = 0; c < k; ++c) kern::trsv_lower<T>(n1, Lp, n1, Ldinv.data(), Xp + c * n1);
-    T* Sp = Sbuf.data();
-    T dmax = 0;
-    for (index_t b = 0; b < k; ++b) {
-      for (index_t a = b; a < k; ++a) Sp[a + b * k] = kern::dot<T>(Xp + a * n1, Xp + b * n1, n1);
-      dmax = std::max(dmax, Sp[b + b * k]);
+  // The engine's natural-order LDLᵀ of the Nr×Nr matrix in Kbuf (first npos pivots positive,
+  // the rest negative) with Cholesky's acceptance; false when a pivot has the wrong sign or is
+  // not finite.
+  bool factor_engine(index_t Nr, index_t npos) {
+    const T inf = std::numeric_limits<T>::infinity();
+    if (Nr >= kQPBlockedFrom) {
+      const Factor<T> F{Kbuf.data(),    d.data(),        ebuf.data(),     misc.data(),
+                        permbuf.data(), misc.data() + 2, misc.data() + 3, Nr};
+      return factor_natural_blocked(F, npos, T(0), inf, 1, T(0));
     }
-    T* Fp = SFbuf.data();
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      delta_eff = attempt == 0 ? delta : delta * std::max(T(1), dmax);
-      for (index_t b = 0; b < k; ++b)
-        for (index_t a = b; a < k; ++a) Fp[a + b * k] = Sp[a + b * k];
-      for (index_t b = 0; b < k; ++b) Fp[b + b * k] += delta_eff;
-      if (kern::chol_lower<T>(k, Fp, k, Sdinv.data())) return true;
+    const T zero = 0;
+    bool ok = false;
+    T flags = 0;
+    factor_natural_lanes<T, 1>(Kbuf.data(), d.data(), Nr, npos, &zero, &inf, U.data(), &ok, &flags,
+                               T(0));
+    return ok;
+  }
+
+  // s_max = maxᵣ Σⱼ vⱼ²/dⱼ, v = L₁⁻¹cᵣ, from the first n₁ rows of Kbuf (row length ld) and d.
+  T schur_diag_max(index_t ld) {
+    const auto rowf = [&](index_t i) -> const T* { return Kbuf.data() + i * ld; };
+    T smax = 0;
+    T* v = u.data();
+    for (index_t r = 0; r < k; ++r) {
+      const T* c = Ctbuf.data() + r * n1;
+      for (index_t j = 0; j < n1; ++j) v[j] = c[j];
+      unit_lower_solve<T, 1>(rowf, n1, v);
+      T s = 0;
+      for (index_t j = 0; j < n1; ++j) s += v[j] * v[j] / d[j];
+      smax = nan_max(smax, s);
     }
-    return false;
+    return smax;
+  }
+
+  // Factor K_reg from H and Ct; false if it breaks down (H + ρI not numerically positive
+  // definite: H indefinite, or ρ too small for its rounding; or S not, even with δ relative).
+  bool factor(T rho, T delta) {
+    const index_t N = size();
+    delta_eff = delta;
+    assemble(rho, delta, N);
+    if (factor_engine(N, n1)) return true;
+    if (k == 0) return false;
+    // where did it fail? The row-oriented factorization stops at the first wrong pivot, so
+    // positive pivots 0 … n₁ − 1 mean that H + ρI = L₁D₁L₁ᵀ is finished in the first n₁ rows;
+    // the tiled one does not say, so H + ρI is factored alone
+    index_t ld = N;
+    if (N >= kQPBlockedFrom) {
+      assemble(rho, delta, n1);
+      if (!factor_engine(n1, n1)) return false;
+      ld = n1;
+    } else {
+      for (index_t i = 0; i < n1; ++i)
+        if (!(d[i] > 0)) return false;
+    }
+    const T rel = delta * std::max(T(1), schur_diag_max(ld));
+    if (!(rel > delta) || !std::isfinite(rel)) return false;  // the same δ would fail again
+    delta_eff = rel;
+    assemble(rho, rel, N);
+    return factor_engine(N, n1);
   }
 
   // x, y ← K_reg⁻¹ [b₁; b₂] (b and x, y may not alias).
   void solve_reg(const T* b1, const T* b2, T* x, T* y) {
-    if (small_solve()) {
-      const T* Lp = Lbuf.data();
-      for (index_t i = 0; i < n1; ++i) x[i] = b1[i];
-      kern::trsv_lower<T>(n1, Lp, n1, Ldinv.data(), x);
-      if (k > 0) {
-        const T* Xp = Xbuf.data();
-        for (index_t i = 0; i < k; ++i) y[i] = -b2[i];
-        kern::gemv_t<T>(n1, k, Xp, n1, x, y, T(1));
-        kern::trsv_lower<T>(k, SFbuf.data(), k, Sdinv.data(), y);
-        kern::trsv_lower_t<T>(k, SFbuf.data(), k, Sdinv.data(), y);
-        kern::gemv_n<T>(n1, k, Xp, n1, y, x, T(-1));
-      }
-      kern::trsv_lower_t<T>(n1, Lp, n1, Ldinv.data(), x);
-      return;
-    }
-    VecMap<T> xv(x, n1), yv(y, k);
-    auto uu = u.head(n1);
-    uu = Eigen::Map<const Vec<T>>(b1, n1);
-    auto L_ = L();
-    if (n1 > 0) L_.template triangularView<Eigen::Lower>().solveInPlace(uu);
-    if (k > 0) {
-      auto X_ = X();
-      yv.noalias() = X_.transpose() * uu;
-      yv -= Eigen::Map<const Vec<T>>(b2, k);
-      auto S_ = Sfactor();
-      S_.template triangularView<Eigen::Lower>().solveInPlace(yv);
-      S_.template triangularView<Eigen::Lower>().transpose().solveInPlace(yv);
-      uu.noalias() -= X_ * yv;
-    }
-    if (n1 > 0) L_.template triangularView<Eigen::Lower>().transpose().solveInPlace(uu);
-    xv = uu;
+    const index_t N = size();
+    T* v = u.data();
+    for (index_t i = 0; i < n1; ++i) v[i] = b1[i];
+    for (index_t i = 0; i < k; ++i) v[n1 + i] = b2[i];
+    solve_natural_lanes<T, 1>(Kbuf.data(), d.data(), N, v);
+    for (index_t i = 0; i < n1; ++i) x[i] = v[i];
+    for (index_t i = 0; i < k; ++i) y[i] = v[n1 + i];
   }
 
   // [r₁; r₂] = b − K [x; y] with the unregularized K; returns max(‖r₁‖∞, ‖r₂‖∞).
