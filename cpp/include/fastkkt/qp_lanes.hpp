@@ -773,6 +773,33 @@ void solve_group(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T
   }
 }
 
+// The lane path's workspaces, kept by the calling thread from one call to the next while the
+// sizes stay the same: a call on one small problem (BENCH_QP.md's tiny, ~100 µs) spent ~15% of
+// its time allocating and freeing them (perf). A workspace carries nothing from one element to
+// the next (each thread's serves many elements in a call), so neither from one call to the next.
+template <class T>
+struct LaneScratch {
+  index_t n = -1, m = -1, p = -1;
+  std::vector<QPWorkspace<T>> ws;
+  std::vector<LaneGroup<T>> gs;
+  std::vector<LaneGroup<T, 1>> g1s;
+
+  void fit(index_t n_, index_t m_, index_t p_, int nt, bool wide, bool one) {
+    if (n_ != n || m_ != m || p_ != p) {
+      ws.clear();
+      gs.clear();
+      g1s.clear();
+      n = n_;
+      m = m_;
+      p = p_;
+    }
+    const auto k = static_cast<size_t>(nt);
+    while (ws.size() < k) ws.emplace_back(n, m, p);
+    while (wide && gs.size() < k) gs.emplace_back(n, m, p);
+    while (one && g1s.size() < k) g1s.emplace_back(n, m, p);
+  }
+};
+
 // solve_qp_batch (qp.hpp) with the lane path where the call's sizes take it (lanes_pay).
 template <class T>
 void solve_qp_batch_lanes(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out,
@@ -789,21 +816,13 @@ void solve_qp_batch_lanes(const QPProblem<T>& P, const QPSettings<T>& S, const Q
   const auto by_work = static_cast<index_t>(work / kMinFlopsPerThread);
   const int nt = static_cast<int>(std::min<index_t>(
       {static_cast<index_t>(std::max(nthreads, 1)), groups, std::max<index_t>(by_work, 1)}));
-  std::vector<QPWorkspace<T>> ws;
-  std::vector<LaneGroup<T>> gs;
-  ws.reserve(static_cast<size_t>(nt));
-  for (int t = 0; t < nt; ++t) ws.emplace_back(P.n, P.m, P.p);
   // full groups: W lanes; a group of one element (a batch of one, a tail of one): one lane, the
   // same per-lane arithmetic without W − 1 lanes of copies (qp_lanes.hpp's opening comment)
-  if (count >= 2) {
-    gs.reserve(static_cast<size_t>(nt));
-    for (int t = 0; t < nt; ++t) gs.emplace_back(P.n, P.m, P.p);
-  }
-  std::vector<LaneGroup<T, 1>> g1s;
-  if (count % W == 1 || W == 1) {
-    g1s.reserve(static_cast<size_t>(nt));
-    for (int t = 0; t < nt; ++t) g1s.emplace_back(P.n, P.m, P.p);
-  }
+  static thread_local LaneScratch<T> scratch;
+  scratch.fit(P.n, P.m, P.p, nt, count >= 2, count % W == 1 || W == 1);
+  auto& ws = scratch.ws;
+  auto& gs = scratch.gs;
+  auto& g1s = scratch.g1s;
   parallel_for(index_t(0), groups, nt, 1, [&](index_t gi, int t) {
     const index_t g0 = b0 + gi * W, g1 = std::min(b1, g0 + W);
     const auto ti = static_cast<size_t>(t);
