@@ -235,3 +235,25 @@ def test_extreme_units_stay_finite_and_solved(dtype):
         _assert_matches(got, expected, eq, ea, dtype, "extreme units")
         tested += 1
     assert tested >= 4
+
+
+@pytest.mark.parametrize("e", [1e-12, 1e-14, 1e-16, 1e-20])
+def test_tiny_q_beside_unit_q_and_a(e):
+    """Q ~ e beside q ~ 1 and A ~ 1 (q not in Q's units): the equilibrated solve's z comes out
+    of a cancellation and was 5e-4 (e = 1e-14) to 170 (e = 1e-20) off with status 0 before the
+    refinement in the caller's units (drivers.hpp solve_element). z = c / a exactly here; also
+    a 3×2 case against LAPACK (numpy.linalg.solve) on the KKT matrix."""
+    Q, q = np.array([[e]]), np.array([-0.0481664])
+    A, c = np.array([[-0.9990118]]), np.array([1.06504726])
+    z, _lam, info = fastkkt.solve_ex(Q, q, A, c)
+    assert info == 0
+    np.testing.assert_allclose(z, c / A[0], rtol=1e-12)
+    np.testing.assert_allclose(fastkkt.factorize(Q, A).solve(q, c), z, rtol=1e-12)
+    rng = np.random.default_rng(5)
+    Q3 = e * np.eye(3)
+    q3, A3, c3 = rng.standard_normal(3), rng.standard_normal((2, 3)), rng.standard_normal(2)
+    K = np.block([[Q3, A3.T], [A3, np.zeros((2, 2))]])
+    x = np.linalg.solve(K, np.concatenate([-q3, c3]))
+    z3, lam3, info3 = fastkkt.solve_ex(Q3, q3, A3, c3)
+    assert info3 == 0
+    assert_allclose_normwise(np.concatenate([z3, lam3]), x, rtol=1e-8)

@@ -278,6 +278,26 @@ struct Compensated {
   T value() const { return s + e; }
 };
 
+// ‖K‖∞ of the original blocks (row sums of |sym(Q) + D₁|, |Aᵀ|, |A| and D₂), for the backward
+// error in the caller's units of a solve with an equilibrated factorization (drivers.hpp).
+template <class T>
+T kkt_norm_inf(const ElementQA<T>& e, index_t n, index_t m) {
+  T knorm = 0;
+  for (index_t i = 0; i < n; ++i) {
+    T s = e.D1 ? std::abs(e.d1(i)) : T(0);
+    for (index_t j = 0; j < n; ++j)
+      s += std::abs(T(0.5) * (e.Q[i * e.Qs0 + j * e.Qs1] + e.Q[j * e.Qs0 + i * e.Qs1]));
+    for (index_t k = 0; k < m; ++k) s += std::abs(e.A[k * e.As0 + i * e.As1]);
+    knorm = std::max(knorm, s);
+  }
+  for (index_t k = 0; k < m; ++k) {
+    T s = e.D2 ? std::abs(e.d2(k)) : T(0);
+    for (index_t j = 0; j < n; ++j) s += std::abs(e.A[k * e.As0 + j * e.As1]);
+    knorm = std::max(knorm, s);
+  }
+  return knorm;
+}
+
 // r = b − K x, with K formed on the fly from the original Q, A (C), D₁ and D₂; returns ‖r‖∞. For float32 the
 // residual is accumulated in double (every product of two floats is exact there); for double it
 // is accumulated in twice the working precision (Compensated), so refinement converges to a
