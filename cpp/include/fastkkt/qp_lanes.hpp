@@ -6,11 +6,20 @@
 // system
 //     [ H + ρI   Aᵀ  ] [ Δz ]           H = Q + GᵀWG + Σ,  W = diag(μ/s),
 //     [ A       −δI  ] [ Δλ ] = …,      Σ = diag(ν_l/t_l + ν_u/t_u),
-// factored as qp_quasidefinite.hpp does (Cholesky L of H + ρI, X = L⁻¹Aᵀ, Cholesky of
-// XᵀX + δI), the affine predictor (unrefined solve), σ = (μ̄_aff/μ̄)³, the corrector with the
-// second-order term and one refinement step against the unregularized system, one step length
-// α = min(1, 0.995·α_max) per lane; ρ, δ and the stopping rule (qp.hpp's reduced measures at
-// the polish's trial tolerance polish_try_tol) are qp.hpp's own constants.
+// factored lane by lane as its own Cholesky L of H + ρI, X = L⁻¹Aᵀ and Cholesky of XᵀX + δI
+// (see "Factorization" below), the affine predictor (unrefined solve), σ = (μ̄_aff/μ̄)³, the
+// corrector with the second-order term and one refinement step against the unregularized
+// system, one step length α = min(1, 0.995·α_max) per lane; ρ, δ and the stopping rule
+// (qp.hpp's reduced measures at the polish's trial tolerance polish_try_tol) are qp.hpp's own
+// constants.
+//
+// Factorization. The one-problem solver (qp_quasidefinite.hpp) factors the same K_reg with the
+// engine's LDLᵀ; the lanes on the engine's interleaved factor_natural_lanes<T, W> were tried
+// (2026-11-29) and kept out: built by GCC 12 at -O3, a group of one (W = 1) then gave other bits
+// than a W-wide group for about one element in three with p > 0 (tests/test_qp_lanes.py's
+// bitwise test), while -O2 or -fvect-cost-model=very-cheap gave equal bits and the kernel alone,
+// on the same matrices, agreed bit for bit; the cause is not found, and it was not measurably
+// faster.
 //
 // Layout: W = lanes<T>() problems (interleave.hpp: one vector register of T), every vector and
 // matrix entry stored [index][lane], so each scalar operation of the scalar solver becomes one
@@ -315,7 +324,7 @@ class LaneSolver {
       if (bad[l] != 0 || !std::isfinite(g.rho[l])) g.run[l] = 0;
   }
 
-  // [x; y] = K_reg⁻¹[b1; b2] (qp_quasidefinite.hpp solve_reg).
+  // [x; y] = K_reg⁻¹[b1; b2] with the factors of build_factor.
   void solve_reg(const std::vector<T>& b1, const std::vector<T>& b2, std::vector<T>& x,
                  std::vector<T>& y) {
     auto& g = g_;
