@@ -438,3 +438,17 @@ def test_nonfinite_input_found_in_every_batch_element_and_layout():
     # +inf in h and ub and -inf in lb mean no constraint
     sol = fastkkt.solve_qp_ex(**{**args, "h": np.full((B, p), np.inf)})
     np.testing.assert_array_equal(sol.info, 0)
+
+
+def test_float32_feasible_batch_has_no_false_infeasibility_certificate():
+    """In float32, Aᵀλ + Gᵀμ rounded in float can cancel into what looks like a primal
+    infeasibility certificate: one of these 40 feasible problems was reported primal infeasible
+    (status 1 at iteration 4) before the verdict was confirmed in double (qp.hpp)."""
+    from fastkkt.testing import clarabel_qp, feasible_qp
+
+    P = feasible_qp(40, 6, 0, 5, seed=3)
+    args = {k: P[k] for k in ("Q", "q", "G", "h")}
+    sol = fastkkt.solve_qp_ex(**{k: v.astype(np.float32) for k, v in args.items()})
+    np.testing.assert_array_equal(sol.info, 0)
+    ref = clarabel_qp(**args)
+    assert np.abs(sol.z.astype(np.float64) - ref["z"]).max() < 2e-3
