@@ -175,3 +175,23 @@ def test_bitwise_float32_groupings():
         sub = fastkkt.solve_qp_ex(**_take(P, idx))
         for a, b in zip(sub, full):
             np.testing.assert_array_equal(a, b[idx])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    ("n", "m", "p", "bounds"), [(10, 0, 20, "none"), (8, 2, 6, "box"), (20, 5, 30, "lower")]
+)
+def test_every_element_alone_gives_its_bits_in_the_batch(dtype, n, m, p, bounds):
+    """Each element solved as a batch of one (a group of one lane, W = 1 kernels) gives the
+    bits it gets in a full W-wide group, for every element (inequality rows and equality rows
+    included: the lanes factor K_reg with the engine's interleaved LDLᵀ)."""
+    P = {
+        k: v.astype(dtype)
+        for k, v in _args(feasible_qp(24, n, m, p, bounds=bounds, seed=7)).items()
+    }
+    full = fastkkt.solve_qp_ex(**P)
+    assert (full.info == 0).all()
+    for b in range(len(P["q"])):
+        one = fastkkt.solve_qp_ex(**_take(P, slice(b, b + 1)))
+        for a, f in zip(one, full):
+            np.testing.assert_array_equal(a[0], f[b])

@@ -6,20 +6,23 @@
 // system
 //     [ H + ρI   Aᵀ  ] [ Δz ]           H = Q + GᵀWG + Σ,  W = diag(μ/s),
 //     [ A       −δI  ] [ Δλ ] = …,      Σ = diag(ν_l/t_l + ν_u/t_u),
-// factored lane by lane as its own Cholesky L of H + ρI, X = L⁻¹Aᵀ and Cholesky of XᵀX + δI
-// (see "Factorization" below), the affine predictor (unrefined solve), σ = (μ̄_aff/μ̄)³, the
+// factored by the engine's interleaved natural-order LDLᵀ (see "Factorization" below), the
+// affine predictor (unrefined solve), σ = (μ̄_aff/μ̄)³, the
 // corrector with the second-order term and one refinement step against the unregularized
 // system, one step length α = min(1, 0.995·α_max) per lane; ρ, δ and the stopping rule
 // (qp.hpp's reduced measures at the polish's trial tolerance polish_try_tol) are qp.hpp's own
 // constants.
 //
-// Factorization. The one-problem solver (qp_quasidefinite.hpp) factors the same K_reg with the
-// engine's LDLᵀ; the lanes on the engine's interleaved factor_natural_lanes<T, W> were tried
-// (2026-11-29) and kept out: built by GCC 12 at -O3, a group of one (W = 1) then gave other bits
-// than a W-wide group for about one element in three with p > 0 (tests/test_qp_lanes.py's
-// bitwise test), while -O2 or -fvect-cost-model=very-cheap gave equal bits and the kernel alone,
-// on the same matrices, agreed bit for bit; the cause is not found, and it was not measurably
-// faster.
+// Factorization. Each iteration assembles K_reg = [H + ρI, Aᵀ; A, −δI] of the W lanes in the
+// engine's interleaved layout (entry (i, j) of lane w at ((i·N + j)·W + w), N = n + m) and
+// factors it with factor_natural_lanes<T, W> (ldlt_lanes.hpp) with Cholesky's acceptance
+// (pivot_tol = 0, kmax = 0, knorm = +∞: n positive pivots, then m negative ones, however small,
+// as qp_quasidefinite.hpp does for one problem); the solves are solve_natural_lanes<T, W>. A
+// lane whose factorization breaks down (a pivot of the wrong sign or not finite) stops and goes
+// to the scalar solver from scratch. A group of one element runs the same kernels with W = 1,
+// whose per-lane operations are those of the W-wide ones (ldlt_lanes.hpp; the ctest twins), so
+// a problem gets the same bits in either. (Until 2026-11-29 the lanes had their own Cholesky of
+// H + ρI, then of the Schur complement XᵀX + δI with X = L⁻¹Aᵀ: the same K_reg, other bits.)
 //
 // Layout: W = lanes<T>() problems (interleave.hpp: one vector register of T), every vector and
 // matrix entry stored [index][lane], so each scalar operation of the scalar solver becomes one
@@ -95,8 +98,10 @@ struct LaneGroup {
   std::vector<T> az, alam, asg, amu, atl, anl, atu, anu;
   std::vector<T> rd, rp, rg, rl, ru, rcg, rcl, rcu, b1, b2, e1, e2, x1, y1;
   std::vector<T> Qz, Atl, Gtm, Az, Gz, wg, tmp, GW;
-  // factorization: H (lower, unregularized), L, X = L⁻¹Aᵀ, Sf (Cholesky of XᵀX + δI)
-  std::vector<T> H, L, Ld, X, Sf, Sd;
+  // H (lower, unregularized); K_reg = [H + ρI, Aᵀ; A, −δI] in the engine's interleaved layout
+  // (ldlt_lanes.hpp), overwritten by its unit lower L, with D and the kernel's scratch; ys: a
+  // right-hand side of K_reg (N×W, N = n + m)
+  std::vector<T> H, K, Kd, KU, ys;
   // per lane: 1 while iterating; the outcome (0 scratch, 1 handed over at iteration it_done)
   std::vector<std::int8_t> run, done;
   std::vector<int> it_done;
@@ -107,17 +112,19 @@ struct LaneGroup {
     const size_t P = static_cast<size_t>(std::max<index_t>(p, 1)) * W;
     Q.resize(N * n);
     H.resize(N * n);
-    L.resize(N * n);
     A.resize(M * n);
-    X.resize(M * n);
     GT.resize(P * n);
     GW.resize(P * n);
-    Sf.resize(M * std::max<index_t>(m, 1));
+    const size_t NK = static_cast<size_t>(n + m);
+    K.resize(NK * NK * W);
+    Kd.resize(NK * W);
+    KU.resize(5 * NK * W);
+    ys.resize(NK * W);
     for (auto* v : {&q,   &mL,  &mU,  &lbz, &ubz, &z,   &tl,  &nl,  &tu,  &nu, &dz,
                     &dtl, &dnl, &dtu, &dnu, &az,  &atl, &anl, &atu, &anu, &rd, &rl,
-                    &ru,  &rcl, &rcu, &b1,  &e1,  &x1,  &Qz,  &Atl, &Gtm, &Ld})
+                    &ru,  &rcl, &rcu, &b1,  &e1,  &x1,  &Qz,  &Atl, &Gtm})
       v->resize(N);
-    for (auto* v : {&c, &lam, &dlam, &alam, &rp, &b2, &e2, &y1, &Az, &Sd}) v->resize(M);
+    for (auto* v : {&c, &lam, &dlam, &alam, &rp, &b2, &e2, &y1, &Az}) v->resize(M);
     for (auto* v : {&h, &sg, &mu, &dsg, &dmu, &asg, &amu, &rg, &rcg, &Gz, &wg, &tmp}) v->resize(P);
     rho.resize(W);
     run.resize(W);
@@ -264,105 +271,50 @@ class LaneSolver {
               *nu = at(g.nu, i), *tu = at(g.tu, i);
       for (int l = 0; l < W; ++l) Hp[l] += mL[l] * nl[l] / tl[l] + mU[l] * nu[l] / tu[l];
     }
-    // Cholesky of H + ρI (left-looking, column j)
-    L_t bad{};
-    for (index_t j = 0; j < n; ++j) {
-      for (index_t i = j; i < n; ++i) {
-        T* Lp = at(g.L, i + j * n);
-        const T* Hp = at(g.H, i + j * n);
-        for (int l = 0; l < W; ++l) Lp[l] = Hp[l] + (i == j ? g.rho[l] : T(0));
-        lane_dot<W, true>(Lp, Lp, at(g.L, i), n, at(g.L, j), n, j);
+    // K_reg's lower triangle, row-major per lane, factored by the engine's natural-order LDLᵀ
+    // with Cholesky's acceptance (pivot_tol = 0, kmax = 0, knorm = +∞: every pivot of the right
+    // sign, n positive then m negative, is taken), as qp_quasidefinite.hpp does for one problem
+    const index_t N = n + m;
+    T* C = g.K.data();
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j <= i; ++j) {
+        T* c = C + (i * N + j) * W;
+        const T* h = at(g.H, i + j * n);
+        for (int l = 0; l < W; ++l) c[l] = h[l] + (i == j ? g.rho[l] : T(0));
       }
-      T* d = at(g.L, j + j * n);
-      T* di = at(g.Ld, j);
-      for (int l = 0; l < W; ++l) {
-        bad[l] += (d[l] > 0) ? T(0) : T(1);
-        d[l] = std::sqrt(std::max(d[l], T(0)));
-        di[l] = T(1) / d[l];
+    const T delta = ipm_reg<T>();
+    for (index_t k = 0; k < m; ++k) {
+      T* row = C + (n + k) * N * W;
+      for (index_t j = 0; j < n; ++j) {
+        const T* a = at(g.A, k + j * m);
+        for (int l = 0; l < W; ++l) row[j * W + l] = a[l];
       }
-      for (index_t i = j + 1; i < n; ++i) {
-        T* Lp = at(g.L, i + j * n);
-        for (int l = 0; l < W; ++l) Lp[l] *= di[l];
-      }
+      for (index_t j = n; j < n + k; ++j)
+        for (int l = 0; l < W; ++l) row[j * W + l] = 0;
+      for (int l = 0; l < W; ++l) row[(n + k) * W + l] = -delta;
     }
-    if (m > 0) {
-      // X = L⁻¹Aᵀ (n×m), S = XᵀX + δI, its Cholesky
-      for (index_t k = 0; k < m; ++k) {
-        for (index_t i = 0; i < n; ++i) {
-          T* x = at(g.X, i + k * n);
-          lane_dot<W, true>(x, at(g.A, k + i * m), at(g.L, i), n, at(g.X, k * n), 1, i);
-          const T* di = at(g.Ld, i);
-          for (int l = 0; l < W; ++l) x[l] *= di[l];
-        }
-      }
-      const T delta = ipm_reg<T>();
-      for (index_t b = 0; b < m; ++b)
-        for (index_t a = b; a < m; ++a) {
-          T* s = at(g.Sf, a + b * m);
-          for (int l = 0; l < W; ++l) s[l] = a == b ? delta : T(0);
-          lane_dot<W, false>(s, s, at(g.X, a * n), 1, at(g.X, b * n), 1, n);
-        }
-      for (index_t j = 0; j < m; ++j) {
-        for (index_t i = j; i < m; ++i) {
-          T* s = at(g.Sf, i + j * m);
-          lane_dot<W, true>(s, s, at(g.Sf, i), m, at(g.Sf, j), m, j);
-        }
-        T* d = at(g.Sf, j + j * m);
-        T* di = at(g.Sd, j);
-        for (int l = 0; l < W; ++l) {
-          bad[l] += (d[l] > 0) ? T(0) : T(1);
-          d[l] = std::sqrt(std::max(d[l], T(0)));
-          di[l] = T(1) / d[l];
-        }
-        for (index_t i = j + 1; i < m; ++i) {
-          T* s = at(g.Sf, i + j * m);
-          for (int l = 0; l < W; ++l) s[l] *= di[l];
-        }
-      }
+    T kmax[W], knorm[W], flags[W];
+    bool ok[W];
+    for (int l = 0; l < W; ++l) {
+      kmax[l] = 0;
+      knorm[l] = std::numeric_limits<T>::infinity();
     }
+    factor_natural_lanes<T, W>(C, g.Kd.data(), N, n, kmax, knorm, g.KU.data(), ok, flags, T(0));
     for (int l = 0; l < W; ++l)
-      if (bad[l] != 0 || !std::isfinite(g.rho[l])) g.run[l] = 0;
+      if (!ok[l] || !std::isfinite(g.rho[l])) g.run[l] = 0;
   }
 
-  // [x; y] = K_reg⁻¹[b1; b2] with the factors of build_factor.
+  // [x; y] = K_reg⁻¹[b1; b2] with the factorization of build_factor.
   void solve_reg(const std::vector<T>& b1, const std::vector<T>& b2, std::vector<T>& x,
                  std::vector<T>& y) {
     auto& g = g_;
     const index_t n = g.n, m = g.m;
-    for (index_t i = 0; i < n; ++i) {  // x = L⁻¹b1
-      T* xi = at(x, i);
-      lane_dot<W, true>(xi, b1.data() + i * W, at(g.L, i), n, x.data(), 1, i);
-      const T* di = at(g.Ld, i);
-      for (int l = 0; l < W; ++l) xi[l] *= di[l];
-    }
-    if (m > 0) {
-      for (index_t k = 0; k < m; ++k) {  // y = Xᵀx − b2
-        T* yk = at(y, k);
-        const T* bk = b2.data() + k * W;
-        for (int l = 0; l < W; ++l) yk[l] = -bk[l];
-        lane_dot<W, false>(yk, yk, at(g.X, k * n), 1, x.data(), 1, n);
-      }
-      for (index_t i = 0; i < m; ++i) {  // y = Sf⁻¹y
-        T* yi = at(y, i);
-        lane_dot<W, true>(yi, yi, at(g.Sf, i), m, y.data(), 1, i);
-        const T* di = at(g.Sd, i);
-        for (int l = 0; l < W; ++l) yi[l] *= di[l];
-      }
-      for (index_t i = m - 1; i >= 0; --i) {  // y = Sf⁻ᵀy
-        T* yi = at(y, i);
-        lane_dot<W, true>(yi, yi, at(g.Sf, i + 1 + i * m), 1, at(y, i + 1), 1, m - 1 - i);
-        const T* di = at(g.Sd, i);
-        for (int l = 0; l < W; ++l) yi[l] *= di[l];
-      }
-      for (index_t i = 0; i < n; ++i)  // x −= X y
-        lane_dot<W, true>(at(x, i), at(x, i), at(g.X, i), n, y.data(), 1, m);
-    }
-    for (index_t i = n - 1; i >= 0; --i) {  // x = L⁻ᵀx
-      T* xi = at(x, i);
-      lane_dot<W, true>(xi, xi, at(g.L, i + 1 + i * n), 1, at(x, i + 1), 1, n - 1 - i);
-      const T* di = at(g.Ld, i);
-      for (int l = 0; l < W; ++l) xi[l] *= di[l];
-    }
+    T* v = g.ys.data();
+    for (index_t i = 0; i < n * W; ++i) v[i] = b1[i];
+    for (index_t i = 0; i < m * W; ++i) v[n * W + i] = b2[i];
+    solve_natural_lanes<T, W>(g.K.data(), g.Kd.data(), n + m, v);
+    for (index_t i = 0; i < n * W; ++i) x[i] = v[i];
+    for (index_t i = 0; i < m * W; ++i) y[i] = v[n * W + i];
   }
 
   // Solve with `refine` steps of iterative refinement against the unregularized system.
