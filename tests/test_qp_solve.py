@@ -452,3 +452,49 @@ def test_float32_feasible_batch_has_no_false_infeasibility_certificate():
     np.testing.assert_array_equal(sol.info, 0)
     ref = clarabel_qp(**args)
     assert np.abs(sol.z.astype(np.float64) - ref["z"]).max() < 2e-3
+
+
+@pytest.mark.parametrize("n", [2, 5, 20])
+@pytest.mark.parametrize("rank_Q", [0, 1])
+def test_singular_q_two_rows_has_no_false_infeasibility_certificate(n, rank_Q):
+    """Feasible problems with Q singular (rank 0: an LP, often with q = 0, a pure feasibility
+    problem) and two inequality rows, whose optimum feasible_qp builds. A rejected polish left
+    its candidate's Gᵀμ in the residual pieces that the primal-infeasibility test then read beside
+    the iterate's hᵀμ: 2-14 of each 64 came back status 1 (qp.hpp run_ipm)."""
+    from fastkkt.testing import assert_qp_kkt, feasible_qp
+
+    P = feasible_qp(64, n, 0, 2, bounds="none", rank_Q=rank_Q, seed=n * 1000 + 2)
+    args = {k: P[k] for k in ("Q", "q", "G", "h")}
+    sol = fastkkt.solve_qp_ex(**args)
+    np.testing.assert_array_equal(sol.info, 0)
+    assert_qp_kkt(args, sol.z, sol.lam, sol.mu, sol.nu, 1e-7)
+    # the optimal value (z need not be unique) against that of the optimum it was built from
+
+    def obj(z):
+        return 0.5 * np.einsum("bi,bij,bj->b", z, P["Q"], z) + np.einsum("bi,bi->b", P["q"], z)
+
+    np.testing.assert_allclose(obj(sol.z), obj(P["z_star"]), atol=1e-6)
+
+
+def test_no_cycling_between_two_faces():
+    """A feasible QP (n = 2, m = 1, p = 2, upper bounds; at the optimum no inequality or bound
+    is active) on which Mehrotra's full steps put one pair at 10⁻³–10⁻⁴ of the mean product and
+    the next direction jumped to another face: the iterates cycled between the two faces with a
+    period of 4 until max_iter (status 3). The step's centrality safeguard (qp.hpp) ends it; the
+    reference solver and Clarabel solve it at once. (Found by test_qp_properties.py.)"""
+    from fastkkt.testing import clarabel_qp
+
+    P = {
+        "Q": np.array([[2.64533707, -0.2225467], [-0.2225467, 1.39000525]]),
+        "q": np.array([-5.75442903, 1.22054545]),
+        "A": np.array([[-0.23081664, -0.52585712]]),
+        "c": np.array([-0.55811191]),
+        "G": np.array([[-1.65853311, 1.35739342], [-0.18298994, 0.87736159]]),
+        "h": np.array([-3.61815842, 0.45886015]),
+        "ub": np.array([2.40843333, 0.68221827]),
+    }
+    sol = fastkkt.solve_qp_ex(**P)
+    assert sol.info == 0
+    ref = clarabel_qp(**{k: v[None] for k, v in P.items()})
+    np.testing.assert_allclose(sol.z, ref["z"][0], atol=1e-7)
+    np.testing.assert_allclose(sol.z, fastkkt.reference.solve_qp(**P), atol=1e-7)

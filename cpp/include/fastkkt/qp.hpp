@@ -25,7 +25,15 @@
 // by the batch; per iteration and element it falls back to the default path, and an element it
 // leaves unpolished is solved again on the default path). One factorization and
 // two solves per iteration: the affine predictor, σ = (μ̄_aff/μ̄)³, the corrector with the
-// second-order term Δs_aff∘Δμ_aff; one step length α = min(1, 0.995·α_max) for all variables.
+// second-order term Δs_aff∘Δμ_aff; one step length α = min(1, 0.995·α_max) for all variables,
+// halved (at most 8 times) while some complementarity product sᵢμᵢ (or t∘ν) at the new point
+// would be below γ times their mean, γ = min(10⁻³, half the current point's ratio min/mean):
+// the wide neighbourhood N₋∞(γ) of the central path (Wright, Primal-Dual Interior-Point
+// Methods, SIAM 1997, ch. 5; the current point bounds γ since the start need not lie in
+// N₋∞(10⁻³), and no step could then reach it). Without it Mehrotra's full
+// steps could leave a pair at 10⁻³–10⁻⁴ of the mean, and the next direction jump to another
+// face: a feasible QP with n = 2, m = 1, p = 2 and upper bounds cycled between two faces with a
+// period of 4 iterations until max_iter (tests/test_qp_solve.py).
 // Start: CVXOPT's — the least-squares point of the system with W = I, slacks and multipliers
 // shifted to be ≥ 1 where they are not positive.
 //
@@ -108,6 +116,11 @@ enum QPStatus : std::int32_t {
 };
 
 constexpr int kExtraIterations = 8;
+// The step's centrality safeguard (see the opening comment): after the step no complementarity
+// product may fall below kCentrality times their mean; α is halved at most kCentralityHalvings
+// times to meet it.
+constexpr double kCentrality = 1e-3;
+constexpr int kCentralityHalvings = 8;
 constexpr index_t kSmallSyrk =
     16;  // GᵀWG by the plain kernel up to this n (qp_quasidefinite.hpp)  // after the stopping rule is met, while the polish fails
 constexpr int kMaxRefineIpm = 4;  // refinement steps per interior-point solve
@@ -363,6 +376,9 @@ class ElementSolver {
                     Vec<T>& dnu, int max_refine);
   T max_step(const Vec<T>& dsg, const Vec<T>& dmu, const Vec<T>& dtl, const Vec<T>& dnl,
              const Vec<T>& dtu, const Vec<T>& dnu);
+  // α, halved while the step would leave the neighbourhood N₋∞(kCentrality) (opening comment)
+  T centered_step(T alpha, const Vec<T>& dsg, const Vec<T>& dmu, const Vec<T>& dtl,
+                  const Vec<T>& dnl, const Vec<T>& dtu, const Vec<T>& dnu);
   bool initial_point();
   bool primal_infeasible();
   bool dual_infeasible(const Vec<T>& d);
@@ -639,6 +655,42 @@ T ElementSolver<T>::max_step(const Vec<T>& dsg, const Vec<T>& dmu, const Vec<T>&
     }
   }
   return a;
+}
+
+template <class T>
+T ElementSolver<T>::centered_step(T alpha, const Vec<T>& dsg, const Vec<T>& dmu, const Vec<T>& dtl,
+                                  const Vec<T>& dnl, const Vec<T>& dtu, const Vec<T>& dnu) {
+  auto& w = w_;
+  // min over the pairs of the product at step a, and the products' sum
+  T sum = 0, pmin = std::numeric_limits<T>::infinity();
+  index_t count = 0;
+  auto products = [&](T a) {
+    sum = 0;
+    pmin = std::numeric_limits<T>::infinity();
+    count = 0;
+    auto pair = [&](T x, T dx, T y, T dy) {
+      const T prod = (x + a * dx) * (y + a * dy);
+      sum += prod;
+      pmin = std::min(pmin, prod);
+      ++count;
+    };
+    for (index_t r = 0; r < w.pr; ++r) pair(w.sg[r], dsg[r], w.mu[r], dmu[r]);
+    for (index_t i = 0; i < w.nf; ++i) {
+      if (w.mL[i] != 0) pair(w.tl[i], dtl[i], w.nl[i], dnl[i]);
+      if (w.mU[i] != 0) pair(w.tu[i], dtu[i], w.nu[i], dnu[i]);
+    }
+  };
+  products(0);
+  if (count == 0) return alpha;
+  // the bound: kCentrality, or half the current point's ratio where that is already below it
+  // (the start need not be in the neighbourhood; no step could then reach it)
+  const T gamma = std::min(T(kCentrality), pmin / sum * static_cast<T>(count) / 2);
+  for (int halving = 0; halving < kCentralityHalvings; ++halving) {
+    products(alpha);
+    if (!(pmin < gamma * sum / static_cast<T>(count))) return alpha;
+    alpha /= 2;
+  }
+  return alpha;
 }
 
 template <class T>
@@ -986,6 +1038,10 @@ QPStatus ElementSolver<T>::run_ipm(int& iterations, int warm_it, bool schur) {
         polished = true;
         break;
       }
+      // a rejected polish left its candidate's products in Qz, Aᵀλ, Gᵀμ, Az, Gz (finish_full's
+      // scratch); the certificates below read the iterate's (else: a feasible LP with q = 0
+      // came back primal infeasible, its candidate's Gᵀμ = 0 read beside the iterate's hᵀμ)
+      residuals();
     }
     if (ok) {
       if (extra++ >= kExtraIterations) break;
@@ -1046,7 +1102,8 @@ QPStatus ElementSolver<T>::run_ipm(int& iterations, int warm_it, bool schur) {
     solve_newton(w.rcg, w.rcl, w.rcu, w.dz, w.dlam, w.dsg, w.dmu, w.dtl, w.dnl, w.dtu, w.dnu,
                  max_refine_);
     const T amax = max_step(w.dsg, w.dmu, w.dtl, w.dnl, w.dtu, w.dnu);
-    const T alpha = std::min(T(1), T(0.995) * amax);
+    const T alpha =
+        centered_step(std::min(T(1), T(0.995) * amax), w.dsg, w.dmu, w.dtl, w.dnl, w.dtu, w.dnu);
 #ifdef FASTKKT_QP_TRACE
     std::fprintf(stderr, "  sigma %.3e mubar %.3e alpha %.3e\n", double(sigma), double(mubar),
                  double(alpha));

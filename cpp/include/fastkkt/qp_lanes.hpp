@@ -9,7 +9,9 @@
 // factored by the engine's interleaved natural-order LDLᵀ (see "Factorization" below), the
 // affine predictor (unrefined solve), σ = (μ̄_aff/μ̄)³, the
 // corrector with the second-order term and one refinement step against the unregularized
-// system, one step length α = min(1, 0.995·α_max) per lane; ρ, δ and the stopping rule
+// system, one step length α = min(1, 0.995·α_max) per lane (without qp.hpp's centrality
+// safeguard: a lane that cycles ends at kLaneMaxIter and goes to the scalar solver from
+// scratch, which has it); ρ, δ and the stopping rule
 // (qp.hpp's reduced measures at the polish's trial tolerance polish_try_tol) are qp.hpp's own
 // constants.
 //
@@ -120,9 +122,9 @@ struct LaneGroup {
     Kd.resize(NK * W);
     KU.resize(5 * NK * W);
     ys.resize(NK * W);
-    for (auto* v : {&q,   &mL,  &mU,  &lbz, &ubz, &z,   &tl,  &nl,  &tu,  &nu, &dz,
-                    &dtl, &dnl, &dtu, &dnu, &az,  &atl, &anl, &atu, &anu, &rd, &rl,
-                    &ru,  &rcl, &rcu, &b1,  &e1,  &x1,  &Qz,  &Atl, &Gtm})
+    for (auto* v :
+         {&q,   &mL,  &mU,  &lbz, &ubz, &z,  &tl, &nl,  &tu,  &nu, &dz, &dtl, &dnl, &dtu, &dnu, &az,
+          &atl, &anl, &atu, &anu, &rd,  &rl, &ru, &rcl, &rcu, &b1, &e1, &x1,  &Qz,  &Atl, &Gtm})
       v->resize(N);
     for (auto* v : {&c, &lam, &dlam, &alam, &rp, &b2, &e2, &y1, &Az}) v->resize(M);
     for (auto* v : {&h, &sg, &mu, &dsg, &dmu, &asg, &amu, &rg, &rcg, &Gz, &wg, &tmp}) v->resize(P);
