@@ -117,3 +117,35 @@ def test_torch_qp_adjoint_reuses_the_kept_factorization(qpcase):
         factor, gz, None, None, None, *([None] * 8), 1,
     )  # fmt: skip
     assert paths == (kept, info.size - kept, 0)
+
+
+class _Passthrough(torch.autograd.Function):
+    """z handed through one autograd.Function of the layer's inputs, a zero gradient back: what
+    torch itself costs per forward + backward call, without any solve."""
+
+    @staticmethod
+    def forward(ctx, z, *inputs):  # type: ignore[no-untyped-def]
+        ctx.save_for_backward(*inputs)
+        return z.clone()
+
+    @staticmethod
+    def backward(ctx, gz):  # type: ignore[no-untyped-def]
+        return (None, *(torch.zeros_like(t) for t in ctx.saved_tensors))
+
+
+def test_torch_autograd_floor(benchmark, qpcase):
+    """The floor under fwd+bwd − fwd: the same clones, one autograd.Function of the same
+    inputs (returning the precomputed z), the same loss and backward pass, no solve. Where the
+    forward is short (scqpth_small, tiny), this alone exceeds 0.3× the forward."""
+    benchmark.group = f"torch qp {qpcase.name}"
+    z0 = qpcase.forward()
+
+    def floor():
+        ts = {k: v.clone().requires_grad_() for k, v in qpcase.t.items()}
+        z = _Passthrough.apply(z0, *ts.values())
+        (qpcase.w * z).sum().backward()
+        return z.detach(), {k: v.grad for k, v in ts.items()}
+
+    z, grads = benchmark(floor)
+    np.testing.assert_array_equal(z.numpy(), z0.numpy())
+    assert all(g is not None and not g.any() for g in grads.values())
