@@ -498,3 +498,24 @@ def test_no_cycling_between_two_faces():
     ref = clarabel_qp(**{k: v[None] for k, v in P.items()})
     np.testing.assert_allclose(sol.z, ref["z"][0], atol=1e-7)
     np.testing.assert_allclose(sol.z, fastkkt.reference.solve_qp(**P), atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "p", "rank_Q"), [(2, 1, 30, 0), (3, 0, 30, 1), (5, 0, 30, None)]
+)
+def test_many_rows_in_few_dimensions_keep_the_best_iterate(n, m, p, rank_Q):
+    """Thirty inequality rows in 2–5 dimensions (degenerate vertices). One element of each batch
+    met the stopping rule, failed the polish, iterated on as μ → 0 and lost accuracy again; the
+    last iterate to meet the rule then failed the final check on the full problem by a hair
+    (status 3 at iteration 14–15). The solver then returns the best iterate that met the rule
+    (qp.hpp)."""
+    from fastkkt.testing import assert_qp_kkt, feasible_qp
+
+    P = feasible_qp(64, n, m, p, bounds="none", rank_Q=rank_Q, seed=n * 1000 + m * 100 + p)
+    args = {k: P[k] for k in ("Q", "q", "A", "c", "G", "h") if P.get(k) is not None}
+    sol = fastkkt.solve_qp_ex(**args)
+    np.testing.assert_array_equal(sol.info, 0)
+    assert_qp_kkt(args, sol.z, sol.lam, sol.mu, sol.nu, 1e-7)
+    if rank_Q is None:  # Q positive definite: the optimum is unique
+        scale = 1 + np.abs(P["z_star"]).max(-1, keepdims=True)
+        assert (np.abs(sol.z - P["z_star"]) <= 1e-6 * scale).all()
