@@ -118,8 +118,8 @@ enum QPStatus : std::int32_t {
 
 constexpr int kExtraIterations = 8;
 // The step's centrality safeguard (see the opening comment): after the step no complementarity
-// product may fall below kCentrality times their mean; α is halved at most kCentralityHalvings
-// times to meet it.
+// product may fall below γ times their mean, γ = min(kCentrality, half the current point's
+// min/mean ratio); α is halved at most kCentralityHalvings times to meet it.
 constexpr double kCentrality = 1e-3;
 constexpr int kCentralityHalvings = 8;
 constexpr index_t kSmallSyrk =
@@ -382,7 +382,7 @@ class ElementSolver {
                     Vec<T>& dnu, int max_refine);
   T max_step(const Vec<T>& dsg, const Vec<T>& dmu, const Vec<T>& dtl, const Vec<T>& dnl,
              const Vec<T>& dtu, const Vec<T>& dnu);
-  // α, halved while the step would leave the neighbourhood N₋∞(kCentrality) (opening comment)
+  // α, halved while the step would leave the neighbourhood N₋∞(γ) (opening comment)
   T centered_step(T alpha, const Vec<T>& dsg, const Vec<T>& dmu, const Vec<T>& dtl,
                   const Vec<T>& dnl, const Vec<T>& dtu, const Vec<T>& dnu);
   bool initial_point();
