@@ -116,15 +116,15 @@ enum QPStatus : std::int32_t {
   kMaxIter = 3,
 };
 
+// iterations after the stopping rule is met, while the polish fails
 constexpr int kExtraIterations = 8;
 // The step's centrality safeguard (see the opening comment): after the step no complementarity
 // product may fall below γ times their mean, γ = min(kCentrality, half the current point's
 // min/mean ratio); α is halved at most kCentralityHalvings times to meet it.
 constexpr double kCentrality = 1e-3;
 constexpr int kCentralityHalvings = 8;
-constexpr index_t kSmallSyrk =
-    16;  // GᵀWG by the plain kernel up to this n (qp_quasidefinite.hpp)  // after the stopping rule is met, while the polish fails
-constexpr int kMaxRefineIpm = 4;  // refinement steps per interior-point solve
+constexpr index_t kSmallSyrk = 16;  // GᵀWG by the plain kernel up to this n
+constexpr int kMaxRefineIpm = 4;    // refinement steps per interior-point solve
 constexpr int kMaxRefinePolish = 20;
 // The solver stops at tol·kMargin, so that the rule holds at `tol` however a caller rounds its
 // own residuals (degenerate problems whose multipliers diverge cancel heavily in Qz + q + Aᵀλ +
@@ -245,6 +245,9 @@ struct QPWorkspace {
   const QPShared<T>* shared = nullptr;  // the call's QPProblem::shared
   // full-space results
   Vec<T> zo, lo, mo, no, fz;
+  // finish_full's products (Qz, Aᵀλ, Gᵀμ, Az, Gz of the full problem), apart from the
+  // iteration's residual pieces, which the certificates read after a rejected polish
+  Vec<T> fQz, fAtl, fGtm, fAz, fGz;
 
   QPWorkspace(index_t n_, index_t m_, index_t p_) : n(n_), m(m_), p(p_) {
     const index_t N1 = std::max<index_t>(n, 1), M1 = std::max<index_t>(m, 1),
@@ -256,15 +259,15 @@ struct QPWorkspace {
     Ar.resize(M1 * N1);
     GTr.resize(P1 * N1);
     GTw.resize(P1 * N1);
-    for (Vec<T>* v :
-         {&qf,  &lbf, &ubf,   &qr, &lbz, &ubz, &mL,  &mU,  &z,  &tl, &nl, &tu,  &nu,  &dz,   &dtl,
-          &dnl, &dtu, &dnu,   &az, &atl, &anl, &atu, &anu, &rd, &rl, &ru, &rcl, &rcu, &rhs1, &Qz,
-          &Atl, &Gtm, &tmp_n, &cz, &cnu, &pz,  &pnu, &pb1, &px, &zo, &no, &fz,  &bz,  &bnu})
+    for (Vec<T>* v : {&qf,  &lbf, &ubf, &qr,  &lbz,  &ubz, &mL,  &mU,  &z,     &tl,   &nl,  &tu,
+                      &nu,  &dz,  &dtl, &dnl, &dtu,  &dnu, &az,  &atl, &anl,   &atu,  &anu, &rd,
+                      &rl,  &ru,  &rcl, &rcu, &rhs1, &Qz,  &Atl, &Gtm, &tmp_n, &cz,   &cnu, &pz,
+                      &pnu, &pb1, &px,  &zo,  &no,   &fz,  &bz,  &bnu, &fQz,   &fAtl, &fGtm})
       v->resize(N1);
-    for (Vec<T>* v : {&cf, &cr, &lam, &dlam, &alam, &rp, &rhs2, &Az, &clam, &lo, &blam})
+    for (Vec<T>* v : {&cf, &cr, &lam, &dlam, &alam, &rp, &rhs2, &Az, &clam, &lo, &blam, &fAz})
       v->resize(M1);
     for (Vec<T>* v : {&hf, &hr, &sg, &mu, &dsg, &dmu, &asg, &amu, &rg, &rcg, &Gz, &wg, &tmp_p, &cmu,
-                      &pmu, &mo, &bmu})
+                      &pmu, &mo, &bmu, &fGz})
       v->resize(P1);
     plam.resize(M1);
     pb2.resize(M1 + P1);
@@ -961,10 +964,10 @@ bool ElementSolver<T>::finish_full(const Vec<T>& z, const Vec<T>& lam, const Vec
   // the measures need Gᵀ (n×p): reuse GTw's storage
   MatMap<T> GT(w.GTw.data(), n, p);
   GT = Gf.transpose();
-  const Measures<T> M =
-      measure<T>(n, m, p, w.Qf.data(), w.Af.data(), w.GTw.data(), w.qf.data(), w.cf.data(),
-                 w.hf.data(), w.lbf.data(), w.ubf.data(), w.zo.data(), w.lo.data(), w.mo.data(),
-                 w.no.data(), w.Qz.data(), w.Atl.data(), w.Gtm.data(), w.Az.data(), w.Gz.data());
+  const Measures<T> M = measure<T>(n, m, p, w.Qf.data(), w.Af.data(), w.GTw.data(), w.qf.data(),
+                                   w.cf.data(), w.hf.data(), w.lbf.data(), w.ubf.data(),
+                                   w.zo.data(), w.lo.data(), w.mo.data(), w.no.data(), w.fQz.data(),
+                                   w.fAtl.data(), w.fGtm.data(), w.fAz.data(), w.fGz.data());
   (void)strict;
   return M.ok(s_.tol * kMargin);
 }
@@ -1051,10 +1054,6 @@ QPStatus ElementSolver<T>::run_ipm(int& iterations, int warm_it, bool schur) {
         polished = true;
         break;
       }
-      // a rejected polish left its candidate's products in Qz, Aᵀλ, Gᵀμ, Az, Gz (finish_full's
-      // scratch); the certificates below read the iterate's (else: a feasible LP with q = 0
-      // came back primal infeasible, its candidate's Gᵀμ = 0 read beside the iterate's hᵀμ)
-      residuals();
     }
     if (ok) {
       if (extra++ >= kExtraIterations) break;
