@@ -48,8 +48,10 @@
 // on optnet, and there no polish was accepted (the returned point is the IPM iterate: no
 // multiplier is exactly zero), so there is no factorization of any active set to reuse; the
 // adjoint factors those afresh. No element was found whose accepted polish used a set other
-// than the rule's. With the kept factorization the adjoint costs ~5 µs per element on mpc
-// (n = 12, m = 4, box) and ~6 µs on scqpth_small (n = 10, p = 20), one core.
+// than the rule's. With the kept factorization the adjoint costs 3.5–4.1 µs per element on mpc
+// (B = 4096, n = 12, m = 4, box) and 4.7–5.0 µs on scqpth_small copied to B = 3200 (n = 10,
+// p = 20), one core, 2026-11-29; about half in phase 1's solve and its refinement (3 residuals),
+// the rest reading Q, the kept factor and writing the gradients (memory: ~4.6 kB per element).
 // Where K is singular (dependent active constraints, Q singular on their null space: z or the
 // multipliers are not differentiable there) and the refinement does not bring the residual
 // below √ε of the right-hand side, the system is solved in the least-squares sense, minimum
@@ -172,12 +174,11 @@ struct AdjointGrads {
 template <class T>
 struct AdjointWorkspace {
   index_t n, m, p;
-  Vec<T> Qf, b1, b2, x, y, dz, tmp;
+  Vec<T> b1, b2, x, y, dz, tmp;
   std::vector<index_t> Fp, Bp, Rp;
   QuasiDefinite<T> qd;
   AdjointWorkspace(index_t n_, index_t m_, index_t p_) : n(n_), m(m_), p(p_) {
     const index_t N1 = std::max<index_t>(n, 1), K1 = std::max<index_t>(m + p, 1);
-    Qf.resize(N1 * N1);
     for (Vec<T>* v : {&b1, &x, &dz, &tmp}) v->resize(N1);
     for (Vec<T>* v : {&b2, &y}) v->resize(K1);
     Fp.resize(N1);
@@ -228,14 +229,11 @@ AdjointPath adjoint_one(const AdjointProblem<T>& P, index_t b, AdjointWorkspace<
   const In in_z = locate(P.gz), in_lam = locate(P.glam), in_mu = locate(P.gmu),
            in_nu = locate(P.gnu);
   auto vec = [](const In& s, index_t i) -> T { return s.p == nullptr ? T(0) : s.p[i * s.s0]; };
-  // sym(Q), as the forward pass reads it (qp.hpp load_element)
-  MatMap<T> Qf(w.Qf.data(), n, n);
-  for (index_t j = 0; j < n; ++j)
-    for (index_t i = j; i < n; ++i) {
-      const T v = Q[i * qs0 + j * qs1] / 2 + Q[j * qs0 + i * qs1] / 2;
-      Qf(i, j) = v;
-      Qf(j, i) = v;
-    }
+  // entry (a, b) of sym(Q), as the forward pass reads it (qp.hpp load_element), where needed
+  auto Qf = [&](index_t a, index_t b) {
+    const index_t i = std::max(a, b), j = std::min(a, b);
+    return Q[i * qs0 + j * qs1] / 2 + Q[j * qs0 + i * qs1] / 2;
+  };
   index_t n1 = 0, nb = 0, pa = 0;
   for (index_t j = 0; j < n; ++j) {
     if (act[p + j] == 0) {
@@ -356,17 +354,45 @@ inline BlockGroups group_blocks(const BatchShape& batch, const index_t* bstride,
   return g;
 }
 
-// Phase 2: out[o, i, j] = Σ_{b in block o, info_b = 0} row(b, i, j), one task per (o, i).
+// Whether element b of `batch` adds into block b of t (an operand not broadcast: its own batch
+// shape, C-contiguous), so that every block has one element.
+template <class T>
+bool one_block_per_element(const BatchShape& batch, const GradTarget<T>& t) {
+  if (t.nblocks != batch.size()) return false;
+  index_t stride = 1;
+  for (int d = batch.ndim - 1; d >= 0; --d) {
+    if (batch.shape[d] > 1 && t.bstride[d] != stride) return false;
+    stride *= batch.shape[d];
+  }
+  return true;
+}
+
+// Phase 2: out[o, i, j] = Σ_{b in block o, info_b = 0} row(b, i, j), one task per (o, i); where
+// each block has one element, one task per element (the same sum 0 + row(b, i, j), written where
+// it is computed, without the grouping and a separate pass zeroing the whole output).
 template <class T, class Row>
 void reduce_target(const BatchShape& batch, const GradTarget<T>& t, index_t rows, index_t cols,
                    const std::int32_t* info, int nthreads, const Row& row) {
   if (t.data == nullptr) return;
   const index_t total = t.nblocks * rows * cols;
+  const double work = static_cast<double>(batch.size()) * static_cast<double>(rows * cols) * 2;
+  if (total > 0 && one_block_per_element(batch, t)) {
+    const index_t B = batch.size();
+    const int nt = static_cast<int>(
+        std::min<index_t>({static_cast<index_t>(std::max(nthreads, 1)), B,
+                           std::max<index_t>(static_cast<index_t>(work / kMinFlopsPerThread), 1)}));
+    parallel_for(0, B, nt, std::max<index_t>(B / (8 * std::max(nt, 1)), 1), [&](index_t b, int) {
+      T* out = t.data + b * rows * cols;
+      std::fill(out, out + rows * cols, T(0));
+      if (info[b] != 0) return;
+      for (index_t i = 0; i < rows; ++i) row(b, i, out + i * cols);
+    });
+    return;
+  }
   std::fill(t.data, t.data + total, T(0));
   if (total == 0 || batch.size() == 0) return;
   const BlockGroups g = group_blocks(batch, t.bstride, t.nblocks);
   const index_t units = t.nblocks * rows;
-  const double work = static_cast<double>(batch.size()) * static_cast<double>(rows * cols) * 2;
   const int nt = static_cast<int>(
       std::min<index_t>({static_cast<index_t>(std::max(nthreads, 1)), units,
                          std::max<index_t>(static_cast<index_t>(work / kMinFlopsPerThread), 1)}));
