@@ -160,6 +160,40 @@ def test_gradients_bitwise_identical_for_any_thread_count():
         assert torch.equal(res[0][k], res[1][k]), k
 
 
+BROADCASTS = [((6,), (False,)), ((2, 3), (True, False)), ((2, 3), (False, True)),
+              ((3, 1, 2), (False, True, True))]  # fmt: skip
+
+
+@pytest.mark.parametrize(("shape", "keep"), BROADCASTS)
+def test_broadcast_gradients_are_the_element_gradients_summed_in_order(shape, keep):
+    """A gradient into an operand broadcast along some batch dimensions (the core's grouped
+    reduction) equals the per-element gradients (its one-block-per-element path, an operand of
+    the full batch shape) added in increasing element order, bit for bit."""
+    import itertools
+
+    P = strict_qp(shape, 7, 1, 5, rows=2, low=1, up=1, free=3, seed=31)
+    ops = [np.ascontiguousarray(P[k]) for k in NAMES]
+    sol, active, factor = fastkkt._qp._solve_qp_ex(*ops, 1e-8, 100, True, True)
+    assert (sol.info == 0).all()
+    rng = np.random.default_rng(5)
+    gz, gmu = rng.standard_normal(sol.z.shape), rng.standard_normal(sol.mu.shape)
+    core = fastkkt._qp.core
+    Q, _, A, _, G = ops[:5]
+    full = [np.empty(x.shape) for x in ops]
+    core.qp_adjoint(Q, A, G, sol.z, sol.lam, sol.mu, sol.info, active, factor, gz, None, gmu,
+                    None, *full, 1)  # fmt: skip
+    cut = tuple(s if k else 1 for s, k in zip(shape, keep))
+    red = [np.empty(cut + x.shape[len(shape) :]) for x in ops]
+    core.qp_adjoint(Q, A, G, sol.z, sol.lam, sol.mu, sol.info, active, factor, gz, None, gmu,
+                    None, *red, 2)  # fmt: skip
+    for name, x, r in zip(NAMES, full, red):
+        expected = np.zeros(r.shape)
+        for idx in itertools.product(*map(range, shape)):
+            to = tuple(i if k else 0 for i, k in zip(idx, keep))
+            expected[to] = expected[to] + x[idx]
+        assert np.array_equal(expected, r), name
+
+
 def test_adjoint_operator_passes_opcheck():
     P = strict_qp((2,), 4, 1, 2, rows=1, low=1, free=1, seed=12)
     ts = [torch.tensor(P[k]) for k in NAMES]
