@@ -16,6 +16,8 @@ fastkkt's is recorded in ``extra_info`` (QPLayer's backward is approximate by de
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -235,7 +237,6 @@ def test_torch_qp_peer(benchmark, qpcase, peer, mode):
     module, layer = PEERS[peer]
     pytest.importorskip(module)
     benchmark.group = f"torch qp {qpcase.name}"
-    import time
 
     with torch.no_grad():
         t0 = time.perf_counter()

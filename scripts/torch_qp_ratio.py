@@ -22,55 +22,41 @@ Prints the 20th percentile of each (robust to the machine's bursts) and the rati
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-import fastkkt.torch as ft
-from fastkkt.testing import QP_CASES, qp_case
+from fastkkt.testing import QP_CASES
 
-NAMES = ("Q", "q", "A", "c", "G", "h", "lb", "ub")
+# the benchmark's case (its tensors, loss weights, forward and forward + backward) and its
+# passthrough autograd.Function, so that both measure the same calls
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from test_bench_torch_qp import Case, _Passthrough
+
 BATCHED = ("scqpth_small", "mpc", "optnet", "scqpth_medium", "mixed")
 
 
-class _Passthrough(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, z, *inputs):  # type: ignore[no-untyped-def]
-        ctx.save_for_backward(*inputs)
-        return z.clone()
-
-    @staticmethod
-    def backward(ctx, gz):  # type: ignore[no-untyped-def]
-        return (None, *(torch.zeros_like(t) for t in ctx.saved_tensors))
-
-
 def measure(name: str, rounds: int) -> dict[str, float]:
-    data = qp_case(name)
-    w = torch.tensor(data.pop("w"))
-    t = {k: torch.tensor(v) for k, v in data.items() if v is not None}
+    case = Case(name)
+    z0 = case.forward()
 
-    def solve(d: dict[str, torch.Tensor]) -> torch.Tensor:
-        return ft.solve_qp(d["Q"], d["q"], **{k: v for k, v in d.items() if k not in ("Q", "q")})
-
-    def forward() -> torch.Tensor:
-        with torch.no_grad():
-            return solve(t)
-
-    z0 = forward()
+    def forward() -> None:
+        case.forward()
 
     def forward_backward() -> None:
-        ts = {k: v.clone().requires_grad_() for k, v in t.items()}
-        (w * solve(ts)).sum().backward()
+        case.forward_backward()
 
     def floor() -> None:
-        ts = {k: v.clone().requires_grad_() for k, v in t.items()}
-        (w * _Passthrough.apply(z0, *ts.values())).sum().backward()
+        ts = {k: v.clone().requires_grad_() for k, v in case.t.items()}
+        (case.w * _Passthrough.apply(z0, *ts.values())).sum().backward()
 
     def forward_floor() -> None:
-        ts = {k: v.clone().requires_grad_() for k, v in t.items()}
-        z = forward()
-        (w * _Passthrough.apply(z, *ts.values())).sum().backward()
+        ts = {k: v.clone().requires_grad_() for k, v in case.t.items()}
+        z = case.forward()
+        (case.w * _Passthrough.apply(z, *ts.values())).sum().backward()
 
     calls = (forward, forward_backward, floor, forward_floor)
     times: dict[str, list[float]] = {f.__name__: [] for f in calls}
