@@ -220,6 +220,39 @@ inline void lane_dot(T* out, const T* init, const T* a, index_t sa, const T* b, 
   for (int l = 0; l < W; ++l) out[l] = acc[l];
 }
 
+// lane_dot for `count` outputs o = 0, 1, …: out_o = init_o ± Σₖ a_o[k·sa]∘b[k·sb] with out_o at
+// out + o·so·W, init_o at init + o·si·W (si = 0: one init for all) and a_o at a + o·ra·W. Four
+// outputs at a time, so that four independent sums are in flight where one sum waited on each
+// addition's latency (a small problem's loops are latency-bound, qp.hpp); each output gets
+// lane_dot's operations in lane_dot's order, so the same bits. out_o may alias init_o only.
+template <int W, bool Sub, class T>
+inline void lane_dots(index_t count, T* out, index_t so, const T* init, index_t si, const T* a,
+                      index_t ra, index_t sa, const T* b, index_t sb, index_t len) {
+  constexpr int R = 4;
+  index_t o = 0;
+  for (; o + R <= count; o += R) {
+    T acc[R][W];
+    for (int r = 0; r < R; ++r)
+      for (int l = 0; l < W; ++l) acc[r][l] = init[(o + r) * si * W + l];
+    for (index_t k = 0; k < len; ++k) {
+      const T* bk = b + k * sb * W;
+      for (int r = 0; r < R; ++r) {
+        const T* ak = a + ((o + r) * ra + k * sa) * W;
+        for (int l = 0; l < W; ++l) {
+          if constexpr (Sub)
+            acc[r][l] -= ak[l] * bk[l];
+          else
+            acc[r][l] += ak[l] * bk[l];
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int l = 0; l < W; ++l) out[(o + r) * so * W + l] = acc[r][l];
+  }
+  for (; o < count; ++o)
+    lane_dot<W, Sub>(out + o * so * W, init + o * si * W, a + o * ra * W, sa, b, sb, len);
+}
+
 template <class T, int W>
 class LaneSolver {
   using L_t = T[W];
@@ -261,12 +294,10 @@ class LaneSolver {
         const T *wr = at(g.wg, r), *gj = at(g.GT, j + r * n);
         for (int l = 0; l < W; ++l) gw[l] = wr[l] * gj[l];
       }
+    // H_ij = Q_ij + Σ_r G_ri·(w_r·G_rj), with w_r·G_rj from GW = diag(w)G, i = j … n − 1
     for (index_t j = 0; j < n; ++j)
-      for (index_t i = j; i < n; ++i) {
-        // Σ_r G_ri·(w_r·G_rj), with w_r·G_rj from GW = diag(w)G
-        lane_dot<W, false>(at(g.H, i + j * n), at(g.Q, i + j * n), at(g.GT, i), n, at(g.GW, j), n,
-                           p);
-      }
+      lane_dots<W, false>(n - j, at(g.H, j + j * n), 1, at(g.Q, j + j * n), 1, at(g.GT, j), 1, n,
+                          at(g.GW, j), n, p);
     for (index_t i = 0; i < n; ++i) {
       T* Hp = at(g.H, i + i * n);
       const T *mL = at(g.mL, i), *mU = at(g.mU, i), *nl = at(g.nl, i), *tl = at(g.tl, i),
@@ -334,9 +365,7 @@ class LaneSolver {
         lane_dot<W, true>(e, e, at(g.H, i + i * n), 1, at(x, i), 1, n - i);
         lane_dot<W, true>(e, e, at(g.A, i * m), 1, y.data(), 1, m);
       }
-      for (index_t k = 0; k < m; ++k) {
-        lane_dot<W, true>(at(g.e2, k), b2.data() + k * W, at(g.A, k), m, x.data(), 1, n);
-      }
+      lane_dots<W, true>(m, g.e2.data(), 1, b2.data(), 1, g.A.data(), 1, m, x.data(), 1, n);
       solve_reg(g.e1, g.e2, g.x1, g.y1);
       for (index_t i = 0; i < n * W; ++i) x[i] += g.x1[i];
       for (index_t k = 0; k < m * W; ++k) y[k] += g.y1[k];
@@ -434,12 +463,14 @@ class LaneSolver {
   void residuals() {
     auto& g = g_;
     const index_t n = g.n, m = g.m, p = g.p;
+    const T zero[W] = {};
+    lane_dots<W, false>(n, g.Qz.data(), 1, zero, 0, g.Q.data(), 1, n, g.z.data(), 1, n);
+    lane_dots<W, false>(n, g.Atl.data(), 1, zero, 0, g.A.data(), m, 1, g.lam.data(), 1, m);
+    lane_dots<W, false>(n, g.Gtm.data(), 1, zero, 0, g.GT.data(), 1, n, g.mu.data(), 1, p);
+    lane_dots<W, false>(m, g.Az.data(), 1, zero, 0, g.A.data(), 1, m, g.z.data(), 1, n);
+    lane_dots<W, false>(p, g.Gz.data(), 1, zero, 0, g.GT.data(), n, 1, g.z.data(), 1, n);
     for (index_t i = 0; i < n; ++i) {
-      T *Qz = at(g.Qz, i), *Atl = at(g.Atl, i), *Gtm = at(g.Gtm, i);
-      const T zero[W] = {};
-      lane_dot<W, false>(Qz, zero, at(g.Q, i), n, g.z.data(), 1, n);
-      lane_dot<W, false>(Atl, zero, at(g.A, i * m), 1, g.lam.data(), 1, m);
-      lane_dot<W, false>(Gtm, zero, at(g.GT, i), n, g.mu.data(), 1, p);
+      const T *Qz = at(g.Qz, i), *Atl = at(g.Atl, i), *Gtm = at(g.Gtm, i);
       T *rd = at(g.rd, i), *rl = at(g.rl, i), *ru = at(g.ru, i);
       const T *q = at(g.q, i), *nl = at(g.nl, i), *nu = at(g.nu, i), *zi = at(g.z, i),
               *tl = at(g.tl, i), *tu = at(g.tu, i), *mL = at(g.mL, i), *mU = at(g.mU, i),
@@ -451,17 +482,13 @@ class LaneSolver {
       }
     }
     for (index_t k = 0; k < m; ++k) {
-      T* Az = at(g.Az, k);
-      const T zero[W] = {};
-      lane_dot<W, false>(Az, zero, at(g.A, k), m, g.z.data(), 1, n);
+      const T* Az = at(g.Az, k);
       T* rp = at(g.rp, k);
       const T* c = at(g.c, k);
       for (int l = 0; l < W; ++l) rp[l] = Az[l] - c[l];
     }
     for (index_t r = 0; r < p; ++r) {
-      T* Gz = at(g.Gz, r);
-      const T zero[W] = {};
-      lane_dot<W, false>(Gz, zero, at(g.GT, r * n), 1, g.z.data(), 1, n);
+      const T* Gz = at(g.Gz, r);
       T* rg = at(g.rg, r);
       const T *s = at(g.sg, r), *h = at(g.h, r);
       for (int l = 0; l < W; ++l) rg[l] = Gz[l] + s[l] - h[l];
@@ -541,11 +568,10 @@ class LaneSolver {
       const T *mu = at(g.mu, r), *rg = at(g.rg, r), *rc = at(g.rcg, r), *s = at(g.sg, r);
       for (int l = 0; l < W; ++l) t[l] = (mu[l] * rg[l] - rc[l]) / s[l];
     }
+    for (index_t i = 0; i < n * W; ++i) g.b1[i] = -g.rd[i];
+    lane_dots<W, true>(n, g.b1.data(), 1, g.b1.data(), 1, g.GT.data(), 1, n, g.tmp.data(), 1, p);
     for (index_t i = 0; i < n; ++i) {
       T* b = at(g.b1, i);
-      const T* rd = at(g.rd, i);
-      for (int l = 0; l < W; ++l) b[l] = -rd[l];
-      lane_dot<W, true>(b, b, at(g.GT, i), n, g.tmp.data(), 1, p);
       const T *mL = at(g.mL, i), *mU = at(g.mU, i), *nl = at(g.nl, i), *nu = at(g.nu, i),
               *rl = at(g.rl, i), *ru = at(g.ru, i), *rcl = at(g.rcl, i), *rcu = at(g.rcu, i),
               *tl = at(g.tl, i), *tu = at(g.tu, i);
@@ -554,11 +580,12 @@ class LaneSolver {
     }
     for (index_t k = 0; k < m * W; ++k) g.b2[k] = -g.rp[k];
     solve(g.b1, g.b2, dz, dlam, refine);
+    for (index_t r = 0; r < p * W; ++r) dsg[r] = -g.rg[r];
+    lane_dots<W, true>(p, dsg.data(), 1, dsg.data(), 1, g.GT.data(), n, 1, dz.data(), 1, n);
     for (index_t r = 0; r < p; ++r) {
-      T *ds = at(dsg, r), *dm = at(dmu, r);
-      const T *rg = at(g.rg, r), *rc = at(g.rcg, r), *mu = at(g.mu, r), *s = at(g.sg, r);
-      for (int l = 0; l < W; ++l) ds[l] = -rg[l];
-      lane_dot<W, true>(ds, ds, at(g.GT, r * n), 1, dz.data(), 1, n);
+      const T* ds = at(dsg, r);
+      T* dm = at(dmu, r);
+      const T *rc = at(g.rcg, r), *mu = at(g.mu, r), *s = at(g.sg, r);
       for (int l = 0; l < W; ++l) dm[l] = (-rc[l] - mu[l] * ds[l]) / s[l];
     }
     for (index_t i = 0; i < n; ++i) {
@@ -575,8 +602,13 @@ class LaneSolver {
     }
   }
 
-  static void upd(T* a, const T* x, const T* dx) {
-    for (int l = 0; l < W; ++l) a[l] = dx[l] < 0 ? std::min(a[l], -x[l] / dx[l]) : a[l];
+  // (the quotient computed in every lane and selected, so that the loop is one vector operation;
+  // where Δx ≥ 0 it is discarded)
+  static void upd(T* __restrict a, const T* __restrict x, const T* __restrict dx) {
+    for (int l = 0; l < W; ++l) {
+      const T r = -x[l] / dx[l];
+      a[l] = dx[l] < 0 ? std::min(a[l], r) : a[l];
+    }
   }
 
   void max_step(T* a, const std::vector<T>& dsg, const std::vector<T>& dmu,
@@ -683,12 +715,20 @@ class LaneSolver {
     move(g.nl, g.dnl, n);
     move(g.tu, g.dtu, n);
     move(g.nu, g.dnu, n);
-    for (index_t i = 0; i < n * W; ++i) {  // masked bounds stay inert
-      const bool lo = g.mL[i] == 0, hi = g.mU[i] == 0;
-      g.tl[i] = lo ? T(1) : g.tl[i];
-      g.nl[i] = lo ? T(0) : g.nl[i];
-      g.tu[i] = hi ? T(1) : g.tu[i];
-      g.nu[i] = hi ? T(0) : g.nu[i];
+    {  // masked bounds stay inert
+      const T* __restrict mL = g.mL.data();
+      const T* __restrict mU = g.mU.data();
+      T* __restrict tl = g.tl.data();
+      T* __restrict nl = g.nl.data();
+      T* __restrict tu = g.tu.data();
+      T* __restrict nu = g.nu.data();
+      for (index_t i = 0; i < n * W; ++i) {
+        const bool lo = mL[i] == 0, hi = mU[i] == 0;
+        tl[i] = lo ? T(1) : tl[i];
+        nl[i] = lo ? T(0) : nl[i];
+        tu[i] = hi ? T(1) : tu[i];
+        nu[i] = hi ? T(0) : nu[i];
+      }
     }
   }
 };
