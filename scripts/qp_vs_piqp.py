@@ -3,6 +3,8 @@ BENCH_QP.md suite (the cases of fastkkt.testing.qp_case), with the max z error a
 polished Clarabel reference (fastkkt.testing.clarabel_qp).
 
     PYTHONPATH=python python scripts/qp_vs_piqp.py [case ...]   # FASTKKT_NUM_THREADS=1: one thread
+
+Times are medians of calls alternated one by one (fastkkt, then PIQP's loop over the batch).
 """
 
 import sys
@@ -35,14 +37,20 @@ def piqp_setup_solve(e):
     return np.array(s.result.x), s.result.info.iter
 
 
-def med(f, reps):
+def alternated(f, g, reps):
+    """Median ms of f and of g, their calls alternated one by one after one warm-up each (this
+    machine is shared: load moves both alike rather than one of them)."""
     f()
-    ts = []
+    g()
+    tf, tg = [], []
     for _ in range(reps):
         t = time.perf_counter()
         f()
-        ts.append(time.perf_counter() - t)
-    return np.median(ts) * 1e3
+        tf.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        g()
+        tg.append(time.perf_counter() - t)
+    return np.median(tf) * 1e3, np.median(tg) * 1e3
 
 
 only = sys.argv[1:]
@@ -70,10 +78,10 @@ for case in QP_CASES:
         zp, it = piqp_setup_solve(e)
         pits.append(it)
         perrs.append(np.abs(zp - zr).max() / scale)
-    reps = 5
-    tf = med(lambda d=d, kw=kw: fastkkt.solve_qp(d["Q"], d["q"], **kw), reps)
-    tp = med(
-        lambda d=d, B=B: [piqp_setup_solve(el(d, b)) for b in range(B)], 3 if B > 100 else reps
+    tf, tp = alternated(
+        lambda d=d, kw=kw: fastkkt.solve_qp(d["Q"], d["q"], **kw),
+        lambda d=d, B=B: [piqp_setup_solve(el(d, b)) for b in range(B)],
+        5 if B > 100 else 9,
     )
     it = sol.iterations
     print(

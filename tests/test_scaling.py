@@ -237,12 +237,14 @@ def test_extreme_units_stay_finite_and_solved(dtype):
     assert tested >= 4
 
 
-@pytest.mark.parametrize("e", [1e-12, 1e-14, 1e-16, 1e-20])
+@pytest.mark.parametrize("e", [1e-12, 1e-14, 1e-16, 1e-20, 1e-30, 1e-35, 1e-40, 1e-100, 1e-300])
 def test_tiny_q_beside_unit_q_and_a(e):
     """Q ~ e beside q ~ 1 and A ~ 1 (q not in Q's units): the equilibrated solve's z comes out
     of a cancellation and was 5e-4 (e = 1e-14) to 170 (e = 1e-20) off with status 0 before the
-    refinement in the caller's units (drivers.hpp solve_element). z = c / a exactly here; also
-    a 3×2 case against LAPACK (numpy.linalg.solve) on the KKT matrix."""
+    refinement in the caller's units, and from e ~ 1e-30 on, where that refinement cannot
+    repair it (z = -64 at 1e-35, 0 at 1e-100), until the unscaled pivoted fallback
+    (drivers.hpp solve_element). z = c / a exactly here; also a 3×2 case against LAPACK
+    (numpy.linalg.solve) on the KKT matrix."""
     Q, q = np.array([[e]]), np.array([-0.0481664])
     A, c = np.array([[-0.9990118]]), np.array([1.06504726])
     z, _lam, info = fastkkt.solve_ex(Q, q, A, c)
@@ -257,3 +259,42 @@ def test_tiny_q_beside_unit_q_and_a(e):
     z3, lam3, info3 = fastkkt.solve_ex(Q3, q3, A3, c3)
     assert info3 == 0
     assert_allclose_normwise(np.concatenate([z3, lam3]), x, rtol=1e-8)
+
+
+@pytest.mark.parametrize("e", [1e-6, 1e-8, 1e-12, 1e-20, 1e-30, 1e-40])
+def test_tiny_q_beside_unit_q_and_a_float32(e):
+    """The same in float32: at e = 1e-12 the equilibrated solve stopped with z 6e-5 off
+    (500 ε) and status 0, below the fallback's threshold when it was 1024 ε; now every e
+    gives z = c / a to a few ε, from `solve` and from a stored factorization alike."""
+    f32 = np.float32
+    Q, q = np.array([[e]], f32), np.array([-0.0481664], f32)
+    A, c = np.array([[-0.9990118]], f32), np.array([1.06504726], f32)
+    z, _lam, info = fastkkt.solve_ex(Q, q, A, c)
+    assert info == 0 and z.dtype == f32
+    exact = np.float64(c[0]) / np.float64(A[0, 0])
+    np.testing.assert_allclose(z.astype(np.float64), [exact], rtol=32 * np.finfo(f32).eps)
+    np.testing.assert_array_equal(fastkkt.factorize(Q, A).solve(q, c), z)
+
+
+def test_tiny_q_elements_in_a_batch_of_ordinary_ones():
+    """Elements with Q = 1e-35·I and A square (z = A⁻¹c: equilibrated, then the unscaled
+    fallback) among ordinary ones, in one batch, against LAPACK on each KKT matrix; every
+    element gives the bits it gives alone, and a stored factorization the same bits."""
+    rng = np.random.default_rng(7)
+    B, n, m = 19, 3, 3
+    Q, q, A, c = random_qp(B, n, m, seed=31)
+    tiny = np.arange(B) % 3 == 1
+    Q = np.where(tiny[:, None, None], 1e-35 * np.eye(n), Q)
+    q = q + rng.standard_normal(q.shape)
+    z, lam, info = fastkkt.solve_ex(Q, q, A, c)
+    np.testing.assert_array_equal(info, 0)
+    for b in range(B):
+        K = np.block([[Q[b], A[b].T], [A[b], np.zeros((m, m))]])
+        x = np.linalg.solve(K, np.concatenate([-q[b], c[b]]))
+        assert_allclose_normwise(np.concatenate([z[b], lam[b]]), x, rtol=1e-9)
+        zb, lb, _ = fastkkt.solve_ex(Q[b], q[b], A[b], c[b])
+        np.testing.assert_array_equal(zb, z[b])
+        np.testing.assert_array_equal(lb, lam[b])
+    zf, lf = fastkkt.factorize(Q, A).solve(q, c, return_multipliers=True)
+    np.testing.assert_array_equal(zf, z)
+    np.testing.assert_array_equal(lf, lam)

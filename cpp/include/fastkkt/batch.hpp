@@ -78,6 +78,8 @@ struct Workspace {
   std::vector<T> b, x, xprev, dx, y;  // right-hand side, solution, refinement, solve
   std::vector<acc_t<T>> r, rlo;       // a residual; its trailing parts (kkt_residual)
   std::vector<unsigned char> seen;    // for valid_record
+  // solve_element's unscaled fallback: a record and the first answer (sized on first use)
+  std::vector<T> fallback_rec, xkeep;
   // factorization held in `rec`: for which (Q, A, D₁, D₂) and with which status
   const T* Qp = nullptr;
   const T* Ap = nullptr;

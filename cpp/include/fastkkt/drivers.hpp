@@ -51,6 +51,9 @@ constexpr int kMaxRefineSteps = 5;
 // the previous one (LAPACK's xSYRFS asks for ½; near ε the residual's own rounding makes
 // progress uneven, and the steps only run for the few elements that ask for refinement).
 constexpr double kRefineProgress = 0.9;
+// An equilibrated element whose refined backward error stays above this many ε is solved
+// again unscaled (solve_element).
+constexpr double kScaledFallback = 64;
 
 template <class T>
 Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Workspace<T>& ws);
@@ -75,10 +78,82 @@ Status factor_element(const ElementQA<T>& e, index_t n, index_t m, bool check_fi
   return kSolved;
 }
 
+// x ← K⁻¹b (ws.x from ws.b, N = n + m entries) with the factorization F of element e, refined
+// when F asks for it (pivoted, large growth or heavy cancellation) or is of D K D: then x ←
+// x + K⁻¹(b − Kx) with the residual of the original blocks (kkt_residual) until the normwise
+// backward error is at most ε or stops decreasing. Returns the backward error of the x kept:
+// for D K D the larger of the scaled one and the one in the caller's units, and 0 where no
+// refinement ran (not measured).
+template <class T>
+acc_t<T> solve_refined(const ConstFactor<T>& F, const ElementQA<T>& e, index_t n, index_t m,
+                       Workspace<T>& ws) {
+  using Acc = acc_t<T>;
+  const index_t N = n + m;
+  const T* b = ws.b.data();
+  T* x = ws.x.data();
+  for (index_t i = 0; i < N; ++i) x[i] = b[i];
+  const Scaling sc = scaling_of(F);
+  if (sc.on) scale_vector(x, n, N, sc, 1);  // D b
+  factor_solve(F, x, ws.y.data());
+  if (sc.on) scale_vector(x, n, N, sc, 1);  // x = D x'
+  // An equilibrated factorization is also held to the backward error in the caller's units:
+  // the scaled solve is backward stable for D K D, but when D b is dominated by one block (a
+  // right-hand side not in the units of its block, e.g. Q ~ 1e-16 beside q ~ 1 and A ~ 1), the
+  // other block's components come out of a cancellation (‖r‖/(‖K‖‖x‖ + ‖b‖) ~ 1e-2 measured),
+  // and one refinement step with the original residual repairs them.
+  if (!((F.flags & kRefine) || sc.on)) return Acc(0);
+  T bnorm = 0;
+  for (index_t i = 0; i < N; ++i) bnorm = std::max(bnorm, std::abs(b[i]));
+  const T bnorm0 = bnorm;
+  const T knorm0 = sc.on ? kkt_norm_inf(e, n, m) : T(0);
+  if (sc.on) bnorm = scaled_max(b, n, N, sc, 1);
+  Acc prev = std::numeric_limits<Acc>::infinity();
+  T* dx = ws.dx.data();
+  for (int it = 0; it <= kMaxRefineSteps; ++it) {
+    Acc rn = kkt_residual(e, n, m, b, x, ws.r.data(), ws.rlo.data());
+    T xn = 0;
+    for (index_t i = 0; i < N; ++i) xn = std::max(xn, std::abs(x[i]));
+    Acc berr0 = 0;  // in the caller's units
+    if (sc.on) {    // D r, D⁻¹ x
+      berr0 = rn / (Acc(knorm0) * Acc(xn) + Acc(bnorm0));
+      scale_vector(ws.r.data(), n, N, sc, 1);
+      rn = scaled_max(ws.r.data(), n, N, sc, 0);
+      xn = scaled_max(x, n, N, sc, -1);
+    }
+    const Acc berr = std::max(rn / (Acc(F.knorm) * Acc(xn) + Acc(bnorm)), berr0);
+    if (!(berr > Acc(eps<T>()))) return berr;  // converged (or 0/0 for a zero problem)
+    if (berr > Acc(kRefineProgress) * prev) {  // stagnated: keep the better of the last two
+      if (!(berr > prev)) return berr;
+      for (index_t i = 0; i < N; ++i) x[i] = ws.xprev[i];
+      return prev;
+    }
+    if (it == kMaxRefineSteps) return berr;
+    prev = berr;
+    for (index_t i = 0; i < N; ++i) {
+      ws.xprev[i] = x[i];
+      dx[i] = static_cast<T>(ws.r[i]);
+    }
+    factor_solve(F, dx, ws.y.data());
+    if (sc.on) scale_vector(dx, n, N, sc, 1);
+    for (index_t i = 0; i < N; ++i) x[i] += dx[i];
+  }
+  return prev;  // (not reached)
+}
+
 // Solves for x = [z; λ] with the factorization `rec` of element e and the right-hand side
 // b = [−q; c] (the equality QP's), or b = [q; c] when `negate_q` is false (any right-hand side).
 // Returns kSolved or a kNonFinite code for q / c. A factorization of D K D (equilibrate.hpp)
-// solves x = D (DKD)⁻¹ D b and refines with the scaled residual and norms.
+// solves x = D (DKD)⁻¹ D b and refines with the scaled residual and norms (solve_refined).
+// Where that refinement leaves a backward error above kScaledFallback·ε (in the caller's units
+// or the scaled ones), the unscaled K is factored with Bunch–Kaufman pivoting (per-thread
+// scratch) and the system solved and refined again, and the better of the two answers is
+// kept. The case: an equilibrated factorization is backward stable for D K D, not for K, and
+// when D b is many orders of magnitude larger in one block than in the other (Q ~ 1e-35 beside
+// q, A, c ~ 1: D₁ ~ 1e17, D₂ ~ 1e-17) the natural order's first pivots absorb the small block
+// of D b entirely, in the refinement's corrections as in the solve (z = −64 for −1.066, status
+// 0, until 2026-11-29); K itself is well conditioned there. The decision depends only on the
+// element's factorization and right-hand side, so the stored-factorization path (factorize,
+// then solve) gives the same bits as solve.
 template <class T>
 Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, const T* q,
                      index_t qs, const T* c, index_t cs, bool check_finite, T* z, T* lam,
@@ -99,54 +174,22 @@ Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, 
     if (check_finite) finite &= static_cast<bool>(std::isfinite(b[n + k]));
   }
   if (!finite) return kNonFinitec;
-
-  for (index_t i = 0; i < N; ++i) x[i] = b[i];
-  const Scaling sc = scaling_of(F);
-  if (sc.on) scale_vector(x, n, N, sc, 1);  // D b
-  factor_solve(F, x, ws.y.data());
-  if (sc.on) scale_vector(x, n, N, sc, 1);  // x = D x'
-
-  // An equilibrated factorization is also held to the backward error in the caller's units:
-  // the scaled solve is backward stable for D K D, but when D b is dominated by one block (a
-  // right-hand side not in the units of its block, e.g. Q ~ 1e-16 beside q ~ 1 and A ~ 1), the
-  // other block's components come out of a cancellation (‖r‖/(‖K‖‖x‖ + ‖b‖) ~ 1e-2 measured),
-  // and one refinement step with the original residual repairs them.
-  if ((F.flags & kRefine) || sc.on) {
-    T bnorm = 0;
-    for (index_t i = 0; i < N; ++i) bnorm = std::max(bnorm, std::abs(b[i]));
-    const T bnorm0 = bnorm;
-    const T knorm0 = sc.on ? kkt_norm_inf(e, n, m) : T(0);
-    if (sc.on) bnorm = scaled_max(b, n, N, sc, 1);
-    Acc prev = std::numeric_limits<Acc>::infinity();
-    T* dx = ws.dx.data();
-    for (int it = 0; it <= kMaxRefineSteps; ++it) {
-      Acc rn = kkt_residual(e, n, m, b, x, ws.r.data(), ws.rlo.data());
-      T xn = 0;
-      for (index_t i = 0; i < N; ++i) xn = std::max(xn, std::abs(x[i]));
-      Acc berr0 = 0;  // in the caller's units
-      if (sc.on) {    // D r, D⁻¹ x
-        berr0 = rn / (Acc(knorm0) * Acc(xn) + Acc(bnorm0));
-        scale_vector(ws.r.data(), n, N, sc, 1);
-        rn = scaled_max(ws.r.data(), n, N, sc, 0);
-        xn = scaled_max(x, n, N, sc, -1);
-      }
-      const Acc berr = std::max(rn / (Acc(F.knorm) * Acc(xn) + Acc(bnorm)), berr0);
-      if (!(berr > Acc(eps<T>()))) break;        // converged (or 0/0 for a zero problem)
-      if (berr > Acc(kRefineProgress) * prev) {  // stagnated: keep the better of the last two
-        if (berr > prev)
-          for (index_t i = 0; i < N; ++i) x[i] = ws.xprev[i];
-        break;
-      }
-      if (it == kMaxRefineSteps) break;
-      prev = berr;
-      for (index_t i = 0; i < N; ++i) {
-        ws.xprev[i] = x[i];
-        dx[i] = static_cast<T>(ws.r[i]);
-      }
-      factor_solve(F, dx, ws.y.data());
-      if (sc.on) scale_vector(dx, n, N, sc, 1);
-      for (index_t i = 0; i < N; ++i) x[i] += dx[i];
+  const Acc berr = solve_refined(F, e, n, m, ws);
+  if (scaling_of(F).on && berr > Acc(kScaledFallback) * Acc(eps<T>())) {
+    // the unscaled K, pivoted (lazily sized scratch: only such elements pay for it)
+    ws.fallback_rec.resize(static_cast<size_t>(record_size(N)));
+    ws.xkeep.assign(x, x + N);
+    const Factor<T> G = Factor<T>::view(ws.fallback_rec.data(), N, ws.square.data());
+    T kmax = 0, knorm = 0, blockmax[2];
+    assemble(e, n, m, false, G.L, ws.rowsum.data(), kmax, knorm, blockmax);
+    const Status st = factor_bunch_kaufman(G, n, kmax, knorm, ws.bk_w1.data(), ws.bk_w2.data());
+    bool better = false;
+    if (st == kSolved) {
+      pack_factor(G.L, N, ws.fallback_rec.data());
+      better = solve_refined(ConstFactor<T>::view(ws.fallback_rec.data(), N), e, n, m, ws) < berr;
     }
+    if (!better)
+      for (index_t i = 0; i < N; ++i) x[i] = ws.xkeep[i];
   }
   for (index_t i = 0; i < n; ++i) z[i] = x[i];
   for (index_t k = 0; k < m; ++k) lam[k] = x[n + k];
