@@ -270,7 +270,8 @@ def test_tiny_q_beside_unit_q_and_a_float32(e):
     Q, q = np.array([[e]], f32), np.array([-0.0481664], f32)
     A, c = np.array([[-0.9990118]], f32), np.array([1.06504726], f32)
     z, _lam, info = fastkkt.solve_ex(Q, q, A, c)
-    assert info == 0 and z.dtype == f32
+    assert info == 0
+    assert z.dtype == f32
     exact = np.float64(c[0]) / np.float64(A[0, 0])
     np.testing.assert_allclose(z.astype(np.float64), [exact], rtol=32 * np.finfo(f32).eps)
     np.testing.assert_array_equal(fastkkt.factorize(Q, A).solve(q, c), z)
@@ -298,3 +299,45 @@ def test_tiny_q_elements_in_a_batch_of_ordinary_ones():
     zf, lf = fastkkt.factorize(Q, A).solve(q, c, return_multipliers=True)
     np.testing.assert_array_equal(zf, z)
     np.testing.assert_array_equal(lf, lam)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "decades", "bound"), [(np.float64, 150, 1e-12), (np.float32, 18, 1e-5)]
+)
+def test_random_units_never_solved_with_a_large_backward_error(dtype, decades, bound):
+    """Q, q, A and c each scaled by an independent power of ten in [10^-d, 10^d) (d = 150 in
+    float64, 18 in float32; 1 ≤ n ≤ 5, 0 ≤ m ≤ n): every element reported solved has a normwise
+    backward error ‖b − Kx‖∞ / (‖K‖∞‖x‖∞ + ‖b‖∞) ≤ 1e-12 (float32: 1e-5), the residual of the
+    data as given computed in extended precision (long double: no overflow). Before the
+    unscaled fallback and the NaN-aware residual norm of solve_element, 236 (float32: 129) of
+    3000 such draws came back solved with backward errors up to 1 (z = 1.1e201 for 6.9e-38).
+    The draws reported singular (1) have solutions outside the dtype's range (checked once
+    for all 168 of 3000 float64 draws with mpmath at 60 digits)."""
+    if np.finfo(np.longdouble).maxexp < 2 * np.finfo(np.float64).maxexp:
+        pytest.skip("long double here has no wider exponent than float64 (the residual overflows)")
+    rng = np.random.default_rng(123)
+    L = np.longdouble
+    solved = 0
+    for _ in range(400):
+        n = int(rng.integers(1, 6))
+        m = int(rng.integers(0, n + 1))
+        M = rng.standard_normal((n, n))
+        Q = M @ M.T / n + 0.1 * np.eye(n)
+        q, A, c = rng.standard_normal(n), rng.standard_normal((m, n)), rng.standard_normal(m)
+        scales = (10.0 ** rng.integers(-decades, decades, 4)).tolist()
+        Q, q, A, c = ((x * s).astype(dtype) for x, s in zip((Q, q, A, c), scales))
+        with np.errstate(all="ignore"):
+            z, lam, info = fastkkt.solve_ex(Q, q, A, c)
+        assert info in (0, 1)
+        if info != 0:
+            assert np.isnan(z).all()
+            assert np.isnan(lam).all()
+            continue
+        solved += 1
+        K = np.block([[Q, A.T], [A, np.zeros((m, m), dtype)]]).astype(L)
+        b = np.concatenate([-q, c]).astype(L)
+        x = np.concatenate([z, lam]).astype(L)
+        scale = np.abs(K).sum(1).max() * np.abs(x).max() + np.abs(b).max()
+        berr = np.abs(b - K @ x).max() / scale
+        assert berr <= bound, (n, m, scales, float(berr))
+    assert solved >= 350

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "fastkkt/common.hpp"
@@ -366,9 +367,15 @@ acc_t<T> kkt_residual(const ElementQA<T>& e, index_t n, index_t m, const T* b, c
       r[n + k] -= s;
     }
   }
+  // ‖r‖∞, NaN if any entry is (an overflow in K x: std::max alone would drop it)
   Acc nr = 0;
-  for (index_t i = 0; i < n + m; ++i) nr = std::max(nr, std::abs(r[i]));
-  return nr;
+  bool nan = false;
+  for (index_t i = 0; i < n + m; ++i) {
+    const Acc a = std::abs(r[i]);
+    nan = nan || a != a;
+    nr = std::max(nr, a);
+  }
+  return nan ? std::numeric_limits<Acc>::quiet_NaN() : nr;
 }
 
 // `assemble` for W problems at once (all with D₁ / D₂ or all without), straight into the interleaved layout (entry (i, j) of

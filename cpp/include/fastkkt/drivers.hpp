@@ -82,8 +82,8 @@ Status factor_element(const ElementQA<T>& e, index_t n, index_t m, bool check_fi
 // when F asks for it (pivoted, large growth or heavy cancellation) or is of D K D: then x ←
 // x + K⁻¹(b − Kx) with the residual of the original blocks (kkt_residual) until the normwise
 // backward error is at most ε or stops decreasing. Returns the backward error of the x kept:
-// for D K D the larger of the scaled one and the one in the caller's units, and 0 where no
-// refinement ran (not measured).
+// for D K D the larger of the scaled one and the one in the caller's units; NaN where K x
+// overflows for the first x; 0 where no refinement ran (not measured).
 template <class T>
 acc_t<T> solve_refined(const ConstFactor<T>& F, const ElementQA<T>& e, index_t n, index_t m,
                        Workspace<T>& ws) {
@@ -111,6 +111,11 @@ acc_t<T> solve_refined(const ConstFactor<T>& F, const ElementQA<T>& e, index_t n
   T* dx = ws.dx.data();
   for (int it = 0; it <= kMaxRefineSteps; ++it) {
     Acc rn = kkt_residual(e, n, m, b, x, ws.r.data(), ws.rlo.data());
+    if (!(rn == rn)) {         // K x overflowed: x solves nothing (the first solve) or the last
+      if (it == 0) return rn;  // correction spoiled it (back to the previous x)
+      for (index_t i = 0; i < N; ++i) x[i] = ws.xprev[i];
+      return prev;
+    }
     T xn = 0;
     for (index_t i = 0; i < N; ++i) xn = std::max(xn, std::abs(x[i]));
     Acc berr0 = 0;  // in the caller's units
@@ -142,8 +147,9 @@ acc_t<T> solve_refined(const ConstFactor<T>& F, const ElementQA<T>& e, index_t n
 
 // Solves for x = [z; λ] with the factorization `rec` of element e and the right-hand side
 // b = [−q; c] (the equality QP's), or b = [q; c] when `negate_q` is false (any right-hand side).
-// Returns kSolved or a kNonFinite code for q / c. A factorization of D K D (equilibrate.hpp)
-// solves x = D (DKD)⁻¹ D b and refines with the scaled residual and norms (solve_refined).
+// Returns kSolved, kSingular (below) or a kNonFinite code for q / c. A factorization of D K D
+// (equilibrate.hpp) solves x = D (DKD)⁻¹ D b and refines with the scaled residual and norms
+// (solve_refined).
 // Where that refinement leaves a backward error above kScaledFallback·ε (in the caller's units
 // or the scaled ones), the unscaled K is factored with Bunch–Kaufman pivoting (per-thread
 // scratch) and the system solved and refined again, and the better of the two answers is
@@ -153,7 +159,9 @@ acc_t<T> solve_refined(const ConstFactor<T>& F, const ElementQA<T>& e, index_t n
 // of D b entirely, in the refinement's corrections as in the solve (z = −64 for −1.066, status
 // 0, until 2026-11-29); K itself is well conditioned there. The decision depends only on the
 // element's factorization and right-hand side, so the stored-factorization path (factorize,
-// then solve) gives the same bits as solve.
+// then solve) gives the same bits as solve. An element whose refined answer still has a backward
+// error above √ε (or one that is not a number: K x overflows) solves no nearby system; it is
+// reported singular (in T's range), as a non-finite answer is (reject_nonfinite), never solved.
 template <class T>
 Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, const T* q,
                      index_t qs, const T* c, index_t cs, bool check_finite, T* z, T* lam,
@@ -174,7 +182,9 @@ Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, 
     if (check_finite) finite &= static_cast<bool>(std::isfinite(b[n + k]));
   }
   if (!finite) return kNonFinitec;
-  const Acc berr = solve_refined(F, e, n, m, ws);
+  // (a backward error that is not a number — an overflow in K x — counts as +∞)
+  const auto measured = [](Acc v) { return v == v ? v : std::numeric_limits<Acc>::infinity(); };
+  Acc berr = measured(solve_refined(F, e, n, m, ws));
   if (scaling_of(F).on && berr > Acc(kScaledFallback) * Acc(eps<T>())) {
     // the unscaled K, pivoted (lazily sized scratch: only such elements pay for it)
     ws.fallback_rec.resize(static_cast<size_t>(record_size(N)));
@@ -186,11 +196,16 @@ Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, 
     bool better = false;
     if (st == kSolved) {
       pack_factor(G.L, N, ws.fallback_rec.data());
-      better = solve_refined(ConstFactor<T>::view(ws.fallback_rec.data(), N), e, n, m, ws) < berr;
+      const Acc berr2 =
+          measured(solve_refined(ConstFactor<T>::view(ws.fallback_rec.data(), N), e, n, m, ws));
+      better = berr2 < berr;
+      if (better) berr = berr2;
     }
     if (!better)
       for (index_t i = 0; i < N; ++i) x[i] = ws.xkeep[i];
   }
+  // an answer that solves no nearby system is not "solved": K is singular in T's range
+  if (!(berr <= std::sqrt(Acc(eps<T>())))) return kSingular;
   for (index_t i = 0; i < n; ++i) z[i] = x[i];
   for (index_t k = 0; k < m; ++k) lam[k] = x[n + k];
   return kSolved;
