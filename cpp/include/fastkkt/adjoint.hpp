@@ -30,10 +30,7 @@ template <class T>
 void outer_grads(index_t b0, index_t b1, index_t n, index_t m, const T* z, const T* lam,
                  const T* dz, const T* dlam, const std::int32_t* info, T* dQ, T* dA, int nthreads) {
   const double per = 3.0 * static_cast<double>(n) * static_cast<double>(n + m) + 1.0;
-  const auto by_work =
-      static_cast<index_t>(static_cast<double>(b1 - b0) * per / kMinFlopsPerThread);
-  const int nt = static_cast<int>(std::max<index_t>(
-      1, std::min<index_t>({static_cast<index_t>(std::max(nthreads, 1)), b1 - b0, by_work})));
+  const int nt = threads_for(nthreads, b1 - b0, static_cast<double>(b1 - b0) * per);
   parallel_for(b0, b1, nt, std::max<index_t>(1, (b1 - b0) / nt), [&](index_t b, int) {
     const bool ok = info[b] == kSolved;
     const T* zb = z + b * n;

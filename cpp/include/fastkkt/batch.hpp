@@ -227,6 +227,14 @@ struct Problem {
 constexpr double kMinFlopsPerThread = 4e6;
 constexpr index_t kThreadedFactorFrom = 600;
 
+// The threads for `items` independent items of `work` flops in all: at most `requested`, one
+// per item, each with at least kMinFlopsPerThread of work; at least one.
+inline int threads_for(int requested, index_t items, double work) {
+  const auto by_work = static_cast<index_t>(work / kMinFlopsPerThread);
+  return static_cast<int>(
+      std::max<index_t>(1, std::min<index_t>({static_cast<index_t>(requested), items, by_work})));
+}
+
 // Estimated floating-point operations of one factor-and-solve of size N.
 inline double element_flops(index_t N) {
   const double n = static_cast<double>(N);
@@ -248,9 +256,7 @@ void parallel_over(WorkspacePool<T>& pool, index_t i0, index_t i1, int nthreads,
   if (count <= 0) return;
   const double items_flops = static_cast<double>(count) * (flops > 0 ? flops : element_flops(N)) *
                              (interleaved ? static_cast<double>(lanes<T>()) : 1.0);
-  const auto by_work = static_cast<index_t>(items_flops / kMinFlopsPerThread);
-  int nt = static_cast<int>(std::min<index_t>(
-      {static_cast<index_t>(std::max(nthreads, 1)), count, std::max<index_t>(by_work, 1)}));
+  const int nt = threads_for(nthreads, count, items_flops);
   pool.prepare(nt, N, with_record, interleaved);
   if (nt == 1 && N >= kThreadedFactorFrom) pool.at(0).threads = std::max(nthreads, 1);
   const index_t chunk = std::max<index_t>(1, count / (static_cast<index_t>(nt) * 16));

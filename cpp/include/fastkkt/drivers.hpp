@@ -56,7 +56,8 @@ constexpr double kRefineProgress = 0.9;
 constexpr double kScaledFallback = 64;
 
 template <class T>
-Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Workspace<T>& ws);
+Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Workspace<T>& ws,
+                      bool scaled = true);
 
 // Assembles and factors one KKT matrix into `rec`; returns its status.
 template <class T>
@@ -189,13 +190,8 @@ Status solve_element(const T* rec, const ElementQA<T>& e, index_t n, index_t m, 
     // the unscaled K, pivoted (lazily sized scratch: only such elements pay for it)
     ws.fallback_rec.resize(static_cast<size_t>(record_size(N)));
     ws.xkeep.assign(x, x + N);
-    const Factor<T> G = Factor<T>::view(ws.fallback_rec.data(), N, ws.square.data());
-    T kmax = 0, knorm = 0, blockmax[2];
-    assemble(e, n, m, false, G.L, ws.rowsum.data(), kmax, knorm, blockmax);
-    const Status st = factor_bunch_kaufman(G, n, kmax, knorm, ws.bk_w1.data(), ws.bk_w2.data());
     bool better = false;
-    if (st == kSolved) {
-      pack_factor(G.L, N, ws.fallback_rec.data());
+    if (factor_pivoted(e, n, m, ws.fallback_rec.data(), ws, false) == kSolved) {
       const Acc berr2 =
           measured(solve_refined(ConstFactor<T>::view(ws.fallback_rec.data(), N), e, n, m, ws));
       better = berr2 < berr;
@@ -304,13 +300,16 @@ void unpack_lanes(const Workspace<T>& ws, index_t N, const T* knorm, const T* fl
   }
 }
 
-// The pivoted route of factor_element for a problem whose natural factorization gave up.
+// The pivoted route of factor_element for a problem whose natural factorization gave up; with
+// `scaled` false, of K as it is (solve_element's fallback for an equilibrated one).
 template <class T>
-Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Workspace<T>& ws) {
+Status factor_pivoted(const ElementQA<T>& e, index_t n, index_t m, T* rec, Workspace<T>& ws,
+                      bool scaled) {
   Factor<T> F = Factor<T>::view(rec, n + m, ws.square.data());
   T kmax = 0, knorm = 0, blockmax[2];
   assemble(e, n, m, false, F.L, ws.rowsum.data(), kmax, knorm, blockmax);
-  const Scaling sc = choose_scaling(blockmax[0], blockmax[1], n + m);  // as factor_element chose
+  // as factor_element chose
+  const Scaling sc = scaled ? choose_scaling(blockmax[0], blockmax[1], n + m) : Scaling{};
   if (sc.on) equilibrate(F.L, n + m, n, sc, ws.rowsum.data(), kmax, knorm);
   const Status st = factor_bunch_kaufman(F, n, kmax, knorm, ws.bk_w1.data(), ws.bk_w2.data());
   if (st == kSingular) return st;  // a singular factorization is not used

@@ -1314,9 +1314,7 @@ void solve_qp_batch(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutpu
   const index_t count = b1 - b0;
   if (count <= 0) return;
   const double work = static_cast<double>(count) * qp_element_flops(P.n, P.m, P.p);
-  const auto by_work = static_cast<index_t>(work / kMinFlopsPerThread);
-  const int nt = static_cast<int>(std::min<index_t>(
-      {static_cast<index_t>(std::max(nthreads, 1)), count, std::max<index_t>(by_work, 1)}));
+  const int nt = threads_for(nthreads, count, work);
   std::vector<QPWorkspace<T>> ws;
   ws.reserve(static_cast<size_t>(nt));
   const int sc_mode = S.schur_mode;

@@ -378,9 +378,7 @@ void reduce_target(const BatchShape& batch, const GradTarget<T>& t, index_t rows
   const double work = static_cast<double>(batch.size()) * static_cast<double>(rows * cols) * 2;
   if (total > 0 && one_block_per_element(batch, t)) {
     const index_t B = batch.size();
-    const int nt = static_cast<int>(
-        std::min<index_t>({static_cast<index_t>(std::max(nthreads, 1)), B,
-                           std::max<index_t>(static_cast<index_t>(work / kMinFlopsPerThread), 1)}));
+    const int nt = threads_for(nthreads, B, work);
     parallel_for(0, B, nt, std::max<index_t>(B / (8 * std::max(nt, 1)), 1), [&](index_t b, int) {
       T* out = t.data + b * rows * cols;
       std::fill(out, out + rows * cols, T(0));
@@ -393,9 +391,7 @@ void reduce_target(const BatchShape& batch, const GradTarget<T>& t, index_t rows
   if (total == 0 || batch.size() == 0) return;
   const BlockGroups g = group_blocks(batch, t.bstride, t.nblocks);
   const index_t units = t.nblocks * rows;
-  const int nt = static_cast<int>(
-      std::min<index_t>({static_cast<index_t>(std::max(nthreads, 1)), units,
-                         std::max<index_t>(static_cast<index_t>(work / kMinFlopsPerThread), 1)}));
+  const int nt = threads_for(nthreads, units, work);
   parallel_for(0, units, nt, std::max<index_t>(units / (8 * std::max(nt, 1)), 1),
                [&](index_t u, int) {
                  const index_t o = u / rows, i = u % rows;
@@ -419,9 +415,7 @@ void adjoint_vectors(const AdjointProblem<T>& P, T* scratch, std::int8_t* path, 
   if (count <= 0) return;
   const double N = static_cast<double>(P.n + P.m + P.p);
   const double work = static_cast<double>(count) * (10.0 * N * N + 1.0);
-  const int nt = static_cast<int>(
-      std::min<index_t>({static_cast<index_t>(std::max(nthreads, 1)), count,
-                         std::max<index_t>(static_cast<index_t>(work / kMinFlopsPerThread), 1)}));
+  const int nt = threads_for(nthreads, count, work);
   std::vector<AdjointWorkspace<T>> ws;
   ws.reserve(static_cast<size_t>(nt));
   for (int t = 0; t < nt; ++t) ws.emplace_back(P.n, P.m, P.p);

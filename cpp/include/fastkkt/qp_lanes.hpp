@@ -816,9 +816,7 @@ void solve_qp_batch_lanes(const QPProblem<T>& P, const QPSettings<T>& S, const Q
   if (count <= 0) return;
   const index_t groups = (count + W - 1) / W;
   const double work = static_cast<double>(count) * qp_element_flops(P.n, P.m, P.p);
-  const auto by_work = static_cast<index_t>(work / kMinFlopsPerThread);
-  const int nt = static_cast<int>(std::min<index_t>(
-      {static_cast<index_t>(std::max(nthreads, 1)), groups, std::max<index_t>(by_work, 1)}));
+  const int nt = threads_for(nthreads, groups, work);
   // full groups: W lanes; a group of one element (a batch of one, a tail of one): one lane, the
   // same per-lane arithmetic without W − 1 lanes of copies (qp_lanes.hpp's opening comment)
   static thread_local LaneScratch<T> scratch;
