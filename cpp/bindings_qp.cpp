@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "boundary.hpp"
-#include "fastkkt/qp_lanes.hpp"
+#include "fastkkt/qp_lanes_batch.hpp"
 #include "fastkkt/threads.hpp"
 #include "instances.hpp"
 

@@ -15,7 +15,7 @@
 #include "fastkkt/adjoint.hpp"
 #include "fastkkt/drivers.hpp"
 #include "fastkkt/qp.hpp"
-#include "fastkkt/qp_lanes.hpp"
+#include "fastkkt/qp_lanes_batch.hpp"
 
 // EXTERN: `extern` in the declarations below, empty in the one file that instantiates.
 #define FASTKKT_INSTANCES_KKT(EXTERN, T)                                                          \

@@ -195,3 +195,56 @@ def test_every_element_alone_gives_its_bits_in_the_batch(dtype, n, m, p, bounds)
         one = fastkkt.solve_qp_ex(**_take(P, slice(b, b + 1)))
         for a, f in zip(one, full):
             np.testing.assert_array_equal(a[0], f[b])
+
+
+def test_not_positive_semidefinite_in_lane_groups():
+    """Elements whose Q is not PSD (the lanes' test of sym(Q) + √ε·max(1, max|Q|)·I) are status
+    2 beside good ones, which keep the bits they get alone."""
+    P = {k: v.copy() for k, v in _args(feasible_qp(24, 7, 1, 5, bounds="box", seed=11)).items()}
+    bad = [2, 9, 23]
+    P["Q"][2] = -np.eye(7)
+    P["Q"][9] -= 3 * np.eye(7)
+    P["Q"][23] = np.diag([1.0] * 6 + [-1e-3])  # indefinite by one small eigenvalue
+    sol = fastkkt.solve_qp_ex(**P)
+    expect = np.zeros(24, np.int32)
+    expect[bad] = 2
+    np.testing.assert_array_equal(sol.info, expect)
+    good = expect == 0
+    assert _zerr(sol.z[good], clarabel_qp(**_take(P, good))["z"]).max() < 1e-6
+    for b in (0, 8, 10, 22):
+        one = fastkkt.solve_qp_ex(**_take(P, slice(b, b + 1)))
+        for a, f in zip(one, sol):
+            np.testing.assert_array_equal(a[0], f[b])
+
+
+@pytest.mark.parametrize(
+    ("n", "m", "p", "bounds"), [(8, 2, 6, "box"), (10, 0, 20, "none"), (40, 2, 20, "box")]
+)
+def test_kept_factorization_is_the_active_sets_regularized_kkt(n, m, p, bounds):
+    """The factorization the forward pass keeps for the backward (qp_adjoint.hpp's packed L and D,
+    state byte 1) — on the lane path the lanes' masked polish compacted to the active set — is
+    an LDLᵀ of the active set's K_reg = [Q_FF + ρI, C_Fᵀ; C_F, −δI], C = [A; G_R] (ρ = 1e-10·
+    max(1, max|Q|), δ = 1e-10), rebuilt here from the data and the returned active set."""
+    P = _args(feasible_qp(40, n, m, p, bounds=bounds, seed=13))
+    ops = [np.ascontiguousarray(P[k]) if k in P else None for k in ARGS]
+    sol, active, factor = fastkkt._qp._solve_qp_ex(*ops, None, 100, True, True)
+    assert (sol.info == 0).all()
+    kept = active[:, -1] == 1
+    # kept where the polish's set is the adjoint's and K is nonsingular (m + |R| ≤ |F|)
+    assert kept.sum() >= 10
+    for b in np.flatnonzero(kept):
+        act = active[b]
+        F = np.flatnonzero(act[p : p + n] == 0)
+        R = np.flatnonzero(act[:p] != 0)
+        Q = (P["Q"][b] + P["Q"][b].T) / 2
+        C = np.vstack([P["A"][b][:, F] if m else np.zeros((0, len(F))), P["G"][b][R][:, F]])
+        N, k = len(F) + len(C), len(C)
+        rho = 1e-10 * max(1.0, np.abs(Q).max())
+        K = np.block([[Q[np.ix_(F, F)] + rho * np.eye(len(F)), C.T], [C, -1e-10 * np.eye(k)]])
+        L = np.eye(N)
+        L[np.tril_indices(N, -1)] = factor[b, : N * (N - 1) // 2]
+        D = factor[b, N * (N - 1) // 2 : N * (N + 1) // 2]
+        assert (D[: len(F)] > 0).all()
+        assert (D[len(F) :] < 0).all()
+        err = np.abs(L @ np.diag(D) @ L.T - K).max() / np.abs(K).max()
+        assert err < 1e-12, (b, err)

@@ -145,6 +145,13 @@ constexpr T ipm_reg() {
   return std::is_same_v<T, float> ? T(1e-6) : T(1e-10);
 }
 
+// The PSD test of Q (ElementSolver::q_is_psd): a Cholesky factorization of sym(Q) + shift·I,
+// shift = √ε·max(1, max|Qᵢⱼ|), must not break down.
+template <class T>
+T psd_shift(T qmax) {
+  return std::sqrt(std::numeric_limits<T>::epsilon()) * std::max(T(1), qmax);
+}
+
 // The polish is first tried from this looser rule on (it must still meet `tol` to be accepted).
 template <class T>
 T polish_try_tol(T tol) {
@@ -243,6 +250,12 @@ struct QPWorkspace {
   DualSchur<T> sc;  // qp_schur.hpp: reserved where enabled for the call's shape
   bool sc_enabled = false, sc_on = false, sc_trace = false;
   const QPShared<T>* shared = nullptr;  // the call's QPProblem::shared
+  // sym(Q) is known to pass q_is_psd's test (qp_lanes.hpp ran the same factorization on it);
+  // cleared by load_element
+  bool psd_known = false;
+  // a warm start's iterate (ElementSolver::run, warm_it) whose polish was tried and rejected
+  // (qp_lanes_polish.hpp): not tried again there; cleared by load_element
+  bool polish_failed_at_warm = false;
   // full-space results
   Vec<T> zo, lo, mo, no, fz;
   // finish_full's products (Qz, Aᵀλ, Gᵀμ, Az, Gz of the full problem), apart from the
@@ -455,14 +468,18 @@ bool ElementSolver<T>::q_is_psd() {
     rho_ = w.shared->rho;
     return w.shared->psd;
   }
+  T qmax = 0;
+  for (index_t i = 0; i < nf * nf; ++i) qmax = std::max(qmax, std::abs(w.Qr[i]));
+  if (w.psd_known && nf == w.n) {
+    rho_ = ipm_reg<T>() * std::max(T(1), qmax);
+    return true;
+  }
   auto& qd = w.qd;
   qd.set_size(nf, 0);
   MatMap<T> Qr(w.Qr.data(), nf, nf);
   auto H = qd.H();
   H = Qr;
-  T qmax = 0;
-  for (index_t i = 0; i < nf * nf; ++i) qmax = std::max(qmax, std::abs(w.Qr[i]));
-  rho_ = std::sqrt(std::numeric_limits<T>::epsilon()) * std::max(T(1), qmax);
+  rho_ = psd_shift(qmax);
   const bool ok = qd.factor(rho_, T(0));
   // regularization of the iterations: absolute, relative to Q's scale
   rho_ = ipm_reg<T>() * std::max(T(1), qmax);
@@ -1050,7 +1067,7 @@ QPStatus ElementSolver<T>::run_ipm(int& iterations, int warm_it, bool schur) {
     if (ok) save_candidate(M.merit());
     if (M.ok(try_tol) && M.gap <= T(0.1) * last_try_gap) {
       last_try_gap = M.gap;
-      if (polish()) {
+      if (!(it == warm_it && w.polish_failed_at_warm) && polish()) {
         polished = true;
         break;
       }
@@ -1186,6 +1203,8 @@ void ElementSolver<T>::share(QPShared<T>& sh, bool with_schur) {
 template <class T>
 void load_element(const QPProblem<T>& P, index_t b, QPWorkspace<T>& w) {
   const index_t n = P.n, m = P.m, p = P.p;
+  w.psd_known = false;
+  w.polish_failed_at_warm = false;
   const T* Q = P.Q.at(P.batch, b);
   MatMap<T> Qf(w.Qf.data(), n, n), Af(w.Af.data(), m, n), Gf(w.Gf.data(), p, n);
   for (index_t j = 0; j < n; ++j)

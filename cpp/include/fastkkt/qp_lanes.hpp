@@ -35,10 +35,14 @@
 // whichever lane a problem sits in and whatever its neighbours hold), so a problem's result does
 // not depend on the group, the batch, or the thread count.
 //
-// Hand-off. The lanes only iterate. A lane that meets the rule at iteration k hands its iterate
-// to the scalar ElementSolver (qp.hpp, ElementSolver::run with a warm start at iteration k),
-// which does the rest exactly as for its own iterates: the polish, the check on the full problem,
-// further iterations, the infeasibility certificates, max_iter and the statuses. A lane that does
+// Hand-off (qp_lanes_batch.hpp drives it). Before the lanes iterate, qp.hpp's PSD test of Q runs
+// in the lanes (lane_psd: the same factorization, so the same verdict); a lane that fails it goes
+// to the scalar solver, which reports status 2. A lane that meets the rule at iteration k is
+// polished in the lanes (qp_lanes_polish.hpp: qp.hpp's active-set polish, W at a time); where
+// that is accepted it is the element's answer. Otherwise the lane hands its iterate to the
+// scalar ElementSolver (qp.hpp, ElementSolver::run with a warm start at iteration k), which does
+// the rest exactly as for its own iterates: further iterations and polishes, the check on the
+// full problem, the infeasibility certificates, max_iter and the statuses. A lane that does
 // not meet the rule within kLaneMaxIter iterations (or max_iter), whose factorization breaks
 // down, whose step length collapses or whose iterate goes non-finite — infeasible and unbounded
 // problems among them — is solved by the scalar solver from scratch, as if the lanes had never
@@ -85,6 +89,7 @@ constexpr int kLaneMaxIter = 40;  // iterations in lanes before a problem goes b
 // only, never the batch size: an element's result must not depend on the batch it came in
 // (fastkkt.dask's chunks, of any size, give the NumPy function's bits; API.md).
 inline bool lanes_pay(index_t n, index_t m, index_t p) { return n >= 1 && n + m <= 32 && p <= 64; }
+constexpr index_t kMaxLaneN = 32 + 64;  // the largest n + m + p that lanes_pay admits
 
 // W problems interleaved [index][lane] (W = lanes<T>(), one vector register, or 1 for a group
 // of one element); sized once per thread for (n, m, p).
@@ -732,107 +737,6 @@ class LaneSolver {
     }
   }
 };
-
-// Copies lane `from`'s data into lane `to` (a lane without a problem computes on a copy of a
-// real one, never on stale or uninitialized values).
-template <class T, int W>
-void lane_copy(LaneGroup<T, W>& g, int from, int to) {
-  for (auto* v : {&g.Q, &g.A, &g.GT, &g.q, &g.c, &g.h, &g.mL, &g.mU, &g.lbz, &g.ubz}) {
-    const size_t len = v->size() / W;
-    for (size_t i = 0; i < len; ++i) (*v)[i * W + to] = (*v)[i * W + from];
-  }
-  g.rho[to] = g.rho[from];
-}
-
-// Elements [g0, g1) (at most W) of P: the eligible ones through the lanes, then every one
-// through the scalar solver (warm where its lane met the rule, else from scratch).
-template <class T, int W>
-void solve_group(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out, index_t g0,
-                 index_t g1, QPWorkspace<T>& w, LaneGroup<T, W>& g) {
-  int first = -1;
-  for (int l = 0; l < W; ++l) {
-    g.run[l] = 0;
-    g.done[l] = 0;
-    if (g0 + l >= g1) continue;
-    load_element(P, g0 + l, w);
-    if (!lane_eligible(w)) continue;
-    lane_load(w, g, l);
-    g.run[l] = 1;
-    if (first < 0) first = l;
-  }
-  if (first >= 0) {
-    for (int l = 0; l < W; ++l)
-      if (g.run[l] == 0) lane_copy(g, first, l);
-    LaneSolver<T, W>(g, S).run();
-  }
-  for (int l = 0; l < W && g0 + l < g1; ++l) {
-    load_element(P, g0 + l, w);
-    if (g.done[l] != 0) {
-      lane_store(g, l, w);
-      solve_loaded(P, S, out, g0 + l, w, g.it_done[l]);
-    } else {
-      solve_loaded(P, S, out, g0 + l, w);
-    }
-  }
-}
-
-// The lane path's workspaces, kept by the calling thread from one call to the next while the
-// sizes stay the same: a call on one small problem (BENCH_QP.md's tiny, ~100 µs) spent ~15% of
-// its time allocating and freeing them (perf). A workspace carries nothing from one element to
-// the next (each thread's serves many elements in a call), so neither from one call to the next.
-template <class T>
-struct LaneScratch {
-  index_t n = -1, m = -1, p = -1;
-  std::vector<QPWorkspace<T>> ws;
-  std::vector<LaneGroup<T>> gs;
-  std::vector<LaneGroup<T, 1>> g1s;
-
-  void fit(index_t n_, index_t m_, index_t p_, int nt, bool wide, bool one) {
-    if (n_ != n || m_ != m || p_ != p) {
-      ws.clear();
-      gs.clear();
-      g1s.clear();
-      n = n_;
-      m = m_;
-      p = p_;
-    }
-    const auto k = static_cast<size_t>(nt);
-    while (ws.size() < k) ws.emplace_back(n, m, p);
-    while (wide && gs.size() < k) gs.emplace_back(n, m, p);
-    while (one && g1s.size() < k) g1s.emplace_back(n, m, p);
-  }
-};
-
-// solve_qp_batch (qp.hpp) with the lane path where the call's sizes take it (lanes_pay).
-template <class T>
-void solve_qp_batch_lanes(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out,
-                          index_t b0, index_t b1, int nthreads) {
-  if (!lanes_pay(P.n, P.m, P.p)) {
-    solve_qp_batch(P, S, out, b0, b1, nthreads);
-    return;
-  }
-  constexpr int W = LaneGroup<T>::W;
-  const index_t count = b1 - b0;
-  if (count <= 0) return;
-  const index_t groups = (count + W - 1) / W;
-  const double work = static_cast<double>(count) * qp_element_flops(P.n, P.m, P.p);
-  const int nt = threads_for(nthreads, groups, work);
-  // full groups: W lanes; a group of one element (a batch of one, a tail of one): one lane, the
-  // same per-lane arithmetic without W − 1 lanes of copies (qp_lanes.hpp's opening comment)
-  static thread_local LaneScratch<T> scratch;
-  scratch.fit(P.n, P.m, P.p, nt, count >= 2, count % W == 1 || W == 1);
-  auto& ws = scratch.ws;
-  auto& gs = scratch.gs;
-  auto& g1s = scratch.g1s;
-  parallel_for(index_t(0), groups, nt, 1, [&](index_t gi, int t) {
-    const index_t g0 = b0 + gi * W, g1 = std::min(b1, g0 + W);
-    const auto ti = static_cast<size_t>(t);
-    if (g1 - g0 == 1)
-      solve_group(P, S, out, g0, g1, ws[ti], g1s[ti]);
-    else
-      solve_group(P, S, out, g0, g1, ws[ti], gs[ti]);
-  });
-}
 
 }  // namespace qp
 }  // namespace fastkkt
