@@ -211,10 +211,12 @@ template <int W, bool Sub, class T>
 inline void lane_dot(T* out, const T* init, const T* a, index_t sa, const T* b, index_t sb,
                      index_t len) {
   T acc[W];
+#pragma omp simd
   for (int l = 0; l < W; ++l) acc[l] = init[l];
   for (index_t k = 0; k < len; ++k) {
     const T* ak = a + k * sa * W;
     const T* bk = b + k * sb * W;
+#pragma omp simd
     for (int l = 0; l < W; ++l) {
       if constexpr (Sub)
         acc[l] -= ak[l] * bk[l];
@@ -222,6 +224,7 @@ inline void lane_dot(T* out, const T* init, const T* a, index_t sa, const T* b, 
         acc[l] += ak[l] * bk[l];
     }
   }
+#pragma omp simd
   for (int l = 0; l < W; ++l) out[l] = acc[l];
 }
 
@@ -238,11 +241,13 @@ inline void lane_dots(index_t count, T* out, index_t so, const T* init, index_t 
   for (; o + R <= count; o += R) {
     T acc[R][W];
     for (int r = 0; r < R; ++r)
+#pragma omp simd
       for (int l = 0; l < W; ++l) acc[r][l] = init[(o + r) * si * W + l];
     for (index_t k = 0; k < len; ++k) {
       const T* bk = b + k * sb * W;
       for (int r = 0; r < R; ++r) {
         const T* ak = a + ((o + r) * ra + k * sa) * W;
+#pragma omp simd
         for (int l = 0; l < W; ++l) {
           if constexpr (Sub)
             acc[r][l] -= ak[l] * bk[l];
@@ -252,6 +257,7 @@ inline void lane_dots(index_t count, T* out, index_t so, const T* init, index_t 
       }
     }
     for (int r = 0; r < R; ++r)
+#pragma omp simd
       for (int l = 0; l < W; ++l) out[(o + r) * so * W + l] = acc[r][l];
   }
   for (; o < count; ++o)
@@ -269,6 +275,7 @@ class LaneSolver {
   // (at iteration g.it_done[l]), else 0.
   void run() {
     auto& g = g_;
+#pragma omp simd
     for (int l = 0; l < W; ++l) g.done[l] = 0;
     start();
     const T try_tol = polish_try_tol(s_.tol);
@@ -297,6 +304,7 @@ class LaneSolver {
       for (index_t j = 0; j < n; ++j) {
         T* gw = at(g.GW, j + r * n);
         const T *wr = at(g.wg, r), *gj = at(g.GT, j + r * n);
+#pragma omp simd
         for (int l = 0; l < W; ++l) gw[l] = wr[l] * gj[l];
       }
     // H_ij = Q_ij + Σ_r G_ri·(w_r·G_rj), with w_r·G_rj from GW = diag(w)G, i = j … n − 1
@@ -307,6 +315,7 @@ class LaneSolver {
       T* Hp = at(g.H, i + i * n);
       const T *mL = at(g.mL, i), *mU = at(g.mU, i), *nl = at(g.nl, i), *tl = at(g.tl, i),
               *nu = at(g.nu, i), *tu = at(g.tu, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) Hp[l] += mL[l] * nl[l] / tl[l] + mU[l] * nu[l] / tu[l];
     }
     // K_reg's lower triangle, row-major per lane, factored by the engine's natural-order LDLᵀ
@@ -318,6 +327,7 @@ class LaneSolver {
       for (index_t j = 0; j <= i; ++j) {
         T* c = C + (i * N + j) * W;
         const T* h = at(g.H, i + j * n);
+#pragma omp simd
         for (int l = 0; l < W; ++l) c[l] = h[l] + (i == j ? g.rho[l] : T(0));
       }
     const T delta = ipm_reg<T>();
@@ -325,19 +335,24 @@ class LaneSolver {
       T* row = C + (n + k) * N * W;
       for (index_t j = 0; j < n; ++j) {
         const T* a = at(g.A, k + j * m);
+#pragma omp simd
         for (int l = 0; l < W; ++l) row[j * W + l] = a[l];
       }
       for (index_t j = n; j < n + k; ++j)
+#pragma omp simd
         for (int l = 0; l < W; ++l) row[j * W + l] = 0;
+#pragma omp simd
       for (int l = 0; l < W; ++l) row[(n + k) * W + l] = -delta;
     }
     T kmax[W], knorm[W], flags[W];
     bool ok[W];
+#pragma omp simd
     for (int l = 0; l < W; ++l) {
       kmax[l] = 0;
       knorm[l] = std::numeric_limits<T>::infinity();
     }
     factor_natural_lanes<T, W>(C, g.Kd.data(), N, n, kmax, knorm, g.KU.data(), ok, flags, T(0));
+#pragma omp simd
     for (int l = 0; l < W; ++l)
       if (!ok[l] || !std::isfinite(g.rho[l])) g.run[l] = 0;
   }
@@ -391,16 +406,20 @@ class LaneSolver {
       T* b = at(g.b1, i);
       const T *q = at(g.q, i), *mL = at(g.mL, i), *mU = at(g.mU, i), *lo = at(g.lbz, i),
               *hi = at(g.ubz, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) b[l] = -q[l];
       for (index_t r = 0; r < p; ++r) {
         const T *gt = at(g.GT, i + r * n), *hr = at(g.h, r);
+#pragma omp simd
         for (int l = 0; l < W; ++l) b[l] += gt[l] * hr[l];
       }
+#pragma omp simd
       for (int l = 0; l < W; ++l) b[l] += mL[l] * lo[l] + mU[l] * hi[l];
     }
     for (index_t k = 0; k < m * W; ++k) g.b2[k] = g.c[k];
     solve(g.b1, g.b2, g.z, g.lam, 2);
     L_t smin, snrm{}, smax;
+#pragma omp simd
     for (int l = 0; l < W; ++l) {
       smin[l] = std::numeric_limits<T>::infinity();
       smax[l] = -std::numeric_limits<T>::infinity();
@@ -408,11 +427,14 @@ class LaneSolver {
     for (index_t r = 0; r < p; ++r) {
       T* s = at(g.sg, r);
       const T* hr = at(g.h, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) s[l] = hr[l];
       for (index_t i = 0; i < n; ++i) {
         const T *gt = at(g.GT, i + r * n), *zi = at(g.z, i);
+#pragma omp simd
         for (int l = 0; l < W; ++l) s[l] -= gt[l] * zi[l];
       }
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         smin[l] = std::min(smin[l], s[l]);
         smax[l] = std::max(smax[l], s[l]);
@@ -423,6 +445,7 @@ class LaneSolver {
       T *tl = at(g.tl, i), *tu = at(g.tu, i);
       const T *zi = at(g.z, i), *mL = at(g.mL, i), *mU = at(g.mU, i), *lo = at(g.lbz, i),
               *hi = at(g.ubz, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         tl[l] = mL[l] != 0 ? zi[l] - lo[l] : T(1);
         tu[l] = mU[l] != 0 ? hi[l] - zi[l] : T(1);
@@ -439,6 +462,7 @@ class LaneSolver {
       }
     }
     L_t sshift, dshift;
+#pragma omp simd
     for (int l = 0; l < W; ++l) {
       const T thr = T(1e-8) * std::max(T(1), snrm[l]);
       sshift[l] = smin[l] <= thr ? 1 - smin[l] : T(0);
@@ -446,6 +470,7 @@ class LaneSolver {
     }
     for (index_t r = 0; r < p; ++r) {
       T *s = at(g.sg, r), *mu = at(g.mu, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         const T v = s[l];
         s[l] = v + sshift[l];
@@ -455,6 +480,7 @@ class LaneSolver {
     for (index_t i = 0; i < n; ++i) {
       T *tl = at(g.tl, i), *tu = at(g.tu, i), *nl = at(g.nl, i), *nu = at(g.nu, i);
       const T *mL = at(g.mL, i), *mU = at(g.mU, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         const T a = tl[l], b = tu[l];
         tl[l] = mL[l] != 0 ? a + sshift[l] : T(1);
@@ -480,6 +506,7 @@ class LaneSolver {
       const T *q = at(g.q, i), *nl = at(g.nl, i), *nu = at(g.nu, i), *zi = at(g.z, i),
               *tl = at(g.tl, i), *tu = at(g.tu, i), *mL = at(g.mL, i), *mU = at(g.mU, i),
               *lo = at(g.lbz, i), *hi = at(g.ubz, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         rd[l] = Qz[l] + q[l] + Atl[l] + Gtm[l] - nl[l] + nu[l];
         rl[l] = mL[l] * (-zi[l] + tl[l] + lo[l]);
@@ -490,12 +517,14 @@ class LaneSolver {
       const T* Az = at(g.Az, k);
       T* rp = at(g.rp, k);
       const T* c = at(g.c, k);
+#pragma omp simd
       for (int l = 0; l < W; ++l) rp[l] = Az[l] - c[l];
     }
     for (index_t r = 0; r < p; ++r) {
       const T* Gz = at(g.Gz, r);
       T* rg = at(g.rg, r);
       const T *s = at(g.sg, r), *h = at(g.h, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) rg[l] = Gz[l] + s[l] - h[l];
     }
   }
@@ -508,6 +537,7 @@ class LaneSolver {
     L_t pres{}, pscale{}, dres{}, dscale{}, bterm{}, numax{}, zQz{}, qz{}, cl{}, hm{};
     for (index_t k = 0; k < m; ++k) {
       const T *rp = at(g.rp, k), *Az = at(g.Az, k), *c = at(g.c, k), *lk = at(g.lam, k);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         pres[l] = std::max(pres[l], std::abs(rp[l]));
         pscale[l] = std::max({pscale[l], std::abs(Az[l]), std::abs(c[l])});
@@ -516,6 +546,7 @@ class LaneSolver {
     }
     for (index_t r = 0; r < p; ++r) {
       const T *Gz = at(g.Gz, r), *h = at(g.h, r), *mr = at(g.mu, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         pres[l] = std::max(pres[l], Gz[l] - h[l]);
         pscale[l] = std::max({pscale[l], std::abs(Gz[l]), std::abs(h[l])});
@@ -526,6 +557,7 @@ class LaneSolver {
       const T *zi = at(g.z, i), *mL = at(g.mL, i), *mU = at(g.mU, i), *lo = at(g.lbz, i),
               *hi = at(g.ubz, i), *nl = at(g.nl, i), *nu = at(g.nu, i), *rd = at(g.rd, i),
               *Qz = at(g.Qz, i), *q = at(g.q, i), *Atl = at(g.Atl, i), *Gtm = at(g.Gtm, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         pscale[l] = std::max(pscale[l], std::abs(zi[l]));
         if (mL[l] != 0) pres[l] = std::max(pres[l], lo[l] - zi[l]);
@@ -571,6 +603,7 @@ class LaneSolver {
     for (index_t r = 0; r < p; ++r) {
       T* t = at(g.tmp, r);
       const T *mu = at(g.mu, r), *rg = at(g.rg, r), *rc = at(g.rcg, r), *s = at(g.sg, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) t[l] = (mu[l] * rg[l] - rc[l]) / s[l];
     }
     for (index_t i = 0; i < n * W; ++i) g.b1[i] = -g.rd[i];
@@ -580,6 +613,7 @@ class LaneSolver {
       const T *mL = at(g.mL, i), *mU = at(g.mU, i), *nl = at(g.nl, i), *nu = at(g.nu, i),
               *rl = at(g.rl, i), *ru = at(g.ru, i), *rcl = at(g.rcl, i), *rcu = at(g.rcu, i),
               *tl = at(g.tl, i), *tu = at(g.tu, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l)
         b[l] += mL[l] * (nl[l] * rl[l] - rcl[l]) / tl[l] - mU[l] * (nu[l] * ru[l] - rcu[l]) / tu[l];
     }
@@ -591,6 +625,7 @@ class LaneSolver {
       const T* ds = at(dsg, r);
       T* dm = at(dmu, r);
       const T *rc = at(g.rcg, r), *mu = at(g.mu, r), *s = at(g.sg, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) dm[l] = (-rc[l] - mu[l] * ds[l]) / s[l];
     }
     for (index_t i = 0; i < n; ++i) {
@@ -598,6 +633,7 @@ class LaneSolver {
       const T *mL = at(g.mL, i), *mU = at(g.mU, i), *nl = at(g.nl, i), *nu = at(g.nu, i),
               *rl = at(g.rl, i), *ru = at(g.ru, i), *rcl = at(g.rcl, i), *rcu = at(g.rcu, i),
               *tl = at(g.tl, i), *tu = at(g.tu, i), *dzi = at(dz, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         a[l] = mL[l] * (-rl[l] + dzi[l]);
         b[l] = mL[l] * (-rcl[l] - nl[l] * a[l]) / tl[l];
@@ -610,6 +646,7 @@ class LaneSolver {
   // (the quotient computed in every lane and selected, so that the loop is one vector operation;
   // where Δx ≥ 0 it is discarded)
   static void upd(T* __restrict a, const T* __restrict x, const T* __restrict dx) {
+#pragma omp simd
     for (int l = 0; l < W; ++l) {
       const T r = -x[l] / dx[l];
       a[l] = dx[l] < 0 ? std::min(a[l], r) : a[l];
@@ -620,6 +657,7 @@ class LaneSolver {
                 const std::vector<T>& dtl, const std::vector<T>& dnl, const std::vector<T>& dtu,
                 const std::vector<T>& dnu) {
     auto& g = g_;
+#pragma omp simd
     for (int l = 0; l < W; ++l) a[l] = std::numeric_limits<T>::infinity();
     for (index_t r = 0; r < g.p; ++r) {
       upd(a, at(g.sg, r), dsg.data() + r * W);
@@ -643,6 +681,7 @@ class LaneSolver {
     for (index_t r = 0; r < p; ++r) {
       T* rc = at(g.rcg, r);
       const T *s = at(g.sg, r), *mu = at(g.mu, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         rc[l] = s[l] * mu[l];
         mubar[l] += rc[l];
@@ -653,6 +692,7 @@ class LaneSolver {
       T *rcl = at(g.rcl, i), *rcu = at(g.rcu, i);
       const T *mL = at(g.mL, i), *mU = at(g.mU, i), *tl = at(g.tl, i), *nl = at(g.nl, i),
               *tu = at(g.tu, i), *nu = at(g.nu, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         rcl[l] = tl[l] * nl[l] * mL[l];
         rcu[l] = tu[l] * nu[l] * mU[l];
@@ -660,23 +700,28 @@ class LaneSolver {
         ncomp[l] += mL[l] + mU[l];
       }
     }
+#pragma omp simd
     for (int l = 0; l < W; ++l) mubar[l] = ncomp[l] > 0 ? mubar[l] / ncomp[l] : T(0);
     newton(g.az, g.alam, g.asg, g.amu, g.atl, g.anl, g.atu, g.anu, 0);
     L_t aa, muaff{}, sigma;
     max_step(aa, g.asg, g.amu, g.atl, g.anl, g.atu, g.anu);
+#pragma omp simd
     for (int l = 0; l < W; ++l) aa[l] = std::min(T(1), aa[l]);
     for (index_t r = 0; r < p; ++r) {
       const T *s = at(g.sg, r), *mu = at(g.mu, r), *ds = at(g.asg, r), *dm = at(g.amu, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) muaff[l] += (s[l] + aa[l] * ds[l]) * (mu[l] + aa[l] * dm[l]);
     }
     for (index_t i = 0; i < n; ++i) {
       const T *mL = at(g.mL, i), *mU = at(g.mU, i), *tl = at(g.tl, i), *nl = at(g.nl, i),
               *tu = at(g.tu, i), *nu = at(g.nu, i), *a = at(g.atl, i), *b = at(g.anl, i),
               *c = at(g.atu, i), *d = at(g.anu, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l)
         muaff[l] += mL[l] * ((tl[l] + aa[l] * a[l]) * (nl[l] + aa[l] * b[l])) +
                     mU[l] * ((tu[l] + aa[l] * c[l]) * (nu[l] + aa[l] * d[l]));
     }
+#pragma omp simd
     for (int l = 0; l < W; ++l) {
       const T ma = ncomp[l] > 0 ? muaff[l] / ncomp[l] : T(0);
       const T ratio = mubar[l] > 0 ? std::min(T(1), std::max(T(0), ma / mubar[l])) : T(0);
@@ -685,12 +730,14 @@ class LaneSolver {
     for (index_t r = 0; r < p; ++r) {
       T* rc = at(g.rcg, r);
       const T *ds = at(g.asg, r), *dm = at(g.amu, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) rc[l] += ds[l] * dm[l] - sigma[l] * mubar[l];
     }
     for (index_t i = 0; i < n; ++i) {
       T *rcl = at(g.rcl, i), *rcu = at(g.rcu, i);
       const T *mL = at(g.mL, i), *mU = at(g.mU, i), *a = at(g.atl, i), *b = at(g.anl, i),
               *c = at(g.atu, i), *d = at(g.anu, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         rcl[l] += mL[l] * (a[l] * b[l] - sigma[l] * mubar[l]);
         rcu[l] += mU[l] * (c[l] * d[l] - sigma[l] * mubar[l]);
@@ -699,6 +746,7 @@ class LaneSolver {
     newton(g.dz, g.dlam, g.dsg, g.dmu, g.dtl, g.dnl, g.dtu, g.dnu, 1);
     L_t alpha;
     max_step(alpha, g.dsg, g.dmu, g.dtl, g.dnl, g.dtu, g.dnu);
+#pragma omp simd
     for (int l = 0; l < W; ++l) {
       alpha[l] = std::min(T(1), T(0.995) * alpha[l]);
       if (!(alpha[l] > T(1e-12))) g.run[l] = 0;
@@ -706,10 +754,12 @@ class LaneSolver {
     }
     auto move = [&alpha](std::vector<T>& x, const std::vector<T>& dx, index_t len) {
       T a[W];  // a local copy: stores to x cannot change it
+#pragma omp simd
       for (int l = 0; l < W; ++l) a[l] = alpha[l];
       T* xp = x.data();
       const T* dp = dx.data();
       for (index_t i = 0; i < len; ++i, xp += W, dp += W)
+#pragma omp simd
         for (int l = 0; l < W; ++l) xp[l] = a[l] > 0 ? xp[l] + a[l] * dp[l] : xp[l];
     };
     move(g.z, g.dz, n);
@@ -727,6 +777,7 @@ class LaneSolver {
       T* __restrict nl = g.nl.data();
       T* __restrict tu = g.tu.data();
       T* __restrict nu = g.nu.data();
+#pragma omp simd
       for (index_t i = 0; i < n * W; ++i) {
         const bool lo = mL[i] == 0, hi = mU[i] == 0;
         tl[i] = lo ? T(1) : tl[i];

@@ -128,12 +128,14 @@ class LanePolish {
     for (index_t r = 0; r < g.p; ++r) {
       const T *s = at(g.sg, r), *mu = at(g.mu, r);
       T* a = at(b_.ar, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) a[l] = s[l] < mu[l] ? T(1) : T(0);
     }
     for (index_t i = 0; i < g.n; ++i) {
       const T *mL = at(g.mL, i), *mU = at(g.mU, i), *tl = at(g.tl, i), *nl = at(g.nl, i),
               *tu = at(g.tu, i), *nu = at(g.nu, i), *lo = at(g.lbz, i), *hi = at(g.ubz, i);
       T *ab = at(b_.ab, i), *fr = at(b_.fr, i), *v = at(b_.v, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         const bool a = mL[l] != 0 && tl[l] < nl[l];
         const bool b = mU[l] != 0 && tu[l] < nu[l];
@@ -155,6 +157,7 @@ class LanePolish {
       for (index_t j = 0; j <= i; ++j) {
         T* c = K + (i * N + j) * W;
         const T *fj = at(b_.fr, j), *q = at(g.Q, i + j * n);
+#pragma omp simd
         for (int l = 0; l < W; ++l) {
           const T diag = i == j ? T(1) : T(0);
           c[l] = fi[l] != 0 && fj[l] != 0 ? (i == j ? q[l] + g.rho[l] : q[l]) : diag;
@@ -165,10 +168,13 @@ class LanePolish {
       T* row = K + (n + k) * N * W;
       for (index_t j = 0; j < n; ++j) {
         const T *a = at(g.A, k + j * m), *fj = at(b_.fr, j);
+#pragma omp simd
         for (int l = 0; l < W; ++l) row[j * W + l] = fj[l] != 0 ? a[l] : T(0);
       }
       for (index_t j = n; j < n + k; ++j)
+#pragma omp simd
         for (int l = 0; l < W; ++l) row[j * W + l] = 0;
+#pragma omp simd
       for (int l = 0; l < W; ++l) row[(n + k) * W + l] = -delta;
     }
     for (index_t r = 0; r < p; ++r) {
@@ -176,10 +182,13 @@ class LanePolish {
       const T* ar = at(b_.ar, r);
       for (index_t j = 0; j < n; ++j) {
         const T *gt = at(g.GT, j + r * n), *fj = at(b_.fr, j);
+#pragma omp simd
         for (int l = 0; l < W; ++l) row[j * W + l] = ar[l] != 0 && fj[l] != 0 ? gt[l] : T(0);
       }
       for (index_t j = n; j < n + m + r; ++j)
+#pragma omp simd
         for (int l = 0; l < W; ++l) row[j * W + l] = 0;
+#pragma omp simd
       for (int l = 0; l < W; ++l) row[(n + m + r) * W + l] = ar[l] != 0 ? -delta : T(-1);
     }
     // b = [−q − Q v; c − A v; h − G v] on F and R, 0 elsewhere (v = 0 on F)
@@ -188,6 +197,7 @@ class LanePolish {
     for (index_t i = 0; i < n; ++i) {
       T* bi = b + i * W;
       const T* q = at(g.q, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) bi[l] = -q[l];
     }
     lane_dots<W, true>(n, b, 1, b, 1, g.Q.data(), 1, n, b_.v.data(), 1, n);
@@ -196,11 +206,13 @@ class LanePolish {
     for (index_t i = 0; i < n; ++i) {
       T* bi = b + i * W;
       const T* fr = at(b_.fr, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) bi[l] = fr[l] != 0 ? bi[l] : zero[l];
     }
     for (index_t r = 0; r < p; ++r) {
       T* br = b + (n + m + r) * W;
       const T* ar = at(b_.ar, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) br[l] = ar[l] != 0 ? br[l] : zero[l];
     }
   }
@@ -209,6 +221,7 @@ class LanePolish {
     const index_t N = b_.N;
     T kmax[W], knorm[W], flags[W];
     bool ok[W];
+#pragma omp simd
     for (int l = 0; l < W; ++l) {
       kmax[l] = 0;
       knorm[l] = std::numeric_limits<T>::infinity();
@@ -236,10 +249,12 @@ class LanePolish {
     lane_dots<W, true>(n, r, 1, r, 1, g.GT.data(), 1, n, w, 1, p);
     lane_dots<W, true>(m, r + n * W, 1, b + n * W, 1, g.A.data(), 1, m, x, 1, n);
     lane_dots<W, true>(p, r + (n + m) * W, 1, b + (n + m) * W, 1, g.GT.data(), n, 1, x, 1, n);
+#pragma omp simd
     for (int l = 0; l < W; ++l) rn[l] = 0;
     for (index_t i = 0; i < n; ++i) {
       T* ri = r + i * W;
       const T* fr = at(b_.fr, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         ri[l] = fr[l] != 0 ? ri[l] : T(0);
         rn[l] = nan_max(rn[l], std::abs(ri[l]));
@@ -247,11 +262,13 @@ class LanePolish {
     }
     for (index_t k = 0; k < m; ++k) {
       const T* rk = r + (n + k) * W;
+#pragma omp simd
       for (int l = 0; l < W; ++l) rn[l] = nan_max(rn[l], std::abs(rk[l]));
     }
     for (index_t q = 0; q < p; ++q) {
       T* rq = r + (n + m + q) * W;
       const T* ar = at(b_.ar, q);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         rq[l] = ar[l] != 0 ? rq[l] : T(0);
         rn[l] = nan_max(rn[l], std::abs(rq[l]));
@@ -267,9 +284,11 @@ class LanePolish {
     solve_natural_lanes<T, W>(b_.K.data(), b_.d.data(), N, x);
     T best[W], atol[W], rn[W];
     bool go[W];
+#pragma omp simd
     for (int l = 0; l < W; ++l) atol[l] = 1;
     for (index_t i = 0; i < N; ++i) {
       const T* bi = at(b_.b, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) atol[l] = std::max(atol[l], std::abs(bi[l]));
     }
     residual(best);
@@ -310,18 +329,22 @@ class LanePolish {
     const index_t n = g.n, m = g.m, p = g.p;
     const T* x = b_.x.data();
     bool finite[W];
+#pragma omp simd
     for (int l = 0; l < W; ++l) finite[l] = true;
     for (index_t i = 0; i < b_.N; ++i)
+#pragma omp simd
       for (int l = 0; l < W; ++l) finite[l] = finite[l] && std::isfinite(x[i * W + l]);
     for (index_t i = 0; i < n; ++i) {
       T* z = at(b_.z, i);
       const T *fr = at(b_.fr, i), *v = at(b_.v, i), *xi = x + i * W;
+#pragma omp simd
       for (int l = 0; l < W; ++l) z[l] = fr[l] != 0 ? xi[l] : v[l];
     }
     for (index_t i = 0; i < m * W; ++i) b_.lam[i] = x[n * W + i];
     for (index_t r = 0; r < p; ++r) {
       T* mu = at(b_.mu, r);
       const T *ar = at(b_.ar, r), *xr = x + (n + m + r) * W;
+#pragma omp simd
       for (int l = 0; l < W; ++l) mu[l] = ar[l] != 0 ? xr[l] : T(0);
     }
     // stationarity Qz + Aᵀλ + Gᵀμ, the fixed coordinates' ν
@@ -336,6 +359,7 @@ class LanePolish {
     for (index_t i = 0; i < n; ++i) {
       T *st = at(b_.st, i), *nu = at(b_.nu, i);
       const T *a = at(Qz, i), *b = at(Atl, i), *c = at(Gtm, i), *q = at(g.q, i), *ab = at(b_.ab, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         st[l] = a[l] + b[l] + c[l];
         nu[l] = ab[l] != 0 ? -(st[l] + q[l]) : T(0);
@@ -347,12 +371,14 @@ class LanePolish {
     const T tol = s_.tol;
     bool sign_ok[W];
     T lim[W];
+#pragma omp simd
     for (int l = 0; l < W; ++l) {
       sign_ok[l] = true;
       lim[l] = tol * (1 + std::max(qmax[l], smax[l]));
     }
     for (index_t r = 0; r < p; ++r) {
       T* mu = at(b_.mu, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         sign_ok[l] = sign_ok[l] && !(mu[l] < -lim[l]);
         mu[l] = std::max(mu[l], T(0));
@@ -361,6 +387,7 @@ class LanePolish {
     for (index_t i = 0; i < n; ++i) {
       T* nu = at(b_.nu, i);
       const T* ab = at(b_.ab, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         if (ab[l] < 0) {
           sign_ok[l] = sign_ok[l] && !(nu[l] > lim[l]);
@@ -378,6 +405,7 @@ class LanePolish {
       zQz[W] = {}, qz[W] = {}, cl[W] = {}, hm[W] = {};
     for (index_t k = 0; k < m; ++k) {
       const T *az = at(Az, k), *c = at(g.c, k), *lk = at(b_.lam, k);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         pscale[l] = std::max({pscale[l], std::abs(az[l]), std::abs(c[l])});
         pres[l] = std::max(pres[l], std::abs(az[l] - c[l]));
@@ -386,6 +414,7 @@ class LanePolish {
     }
     for (index_t r = 0; r < p; ++r) {
       const T *gz = at(Gz, r), *h = at(g.h, r), *mu = at(b_.mu, r);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         pscale[l] = std::max({pscale[l], std::abs(gz[l]), std::abs(h[l])});
         pres[l] = std::max(pres[l], gz[l] - h[l]);
@@ -396,6 +425,7 @@ class LanePolish {
       const T *z = at(b_.z, i), *nu = at(b_.nu, i), *mL = at(g.mL, i), *mU = at(g.mU, i),
               *lo = at(g.lbz, i), *hi = at(g.ubz, i), *a = at(Qz, i), *q = at(g.q, i),
               *b = at(Atl, i), *c = at(Gtm, i);
+#pragma omp simd
       for (int l = 0; l < W; ++l) {
         pscale[l] = std::max(pscale[l], std::abs(z[l]));
         if (mL[l] != 0) pres[l] = std::max(pres[l], lo[l] - z[l]);
