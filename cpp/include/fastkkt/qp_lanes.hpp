@@ -91,6 +91,28 @@ constexpr int kLaneMaxIter = 40;  // iterations in lanes before a problem goes b
 inline bool lanes_pay(index_t n, index_t m, index_t p) { return n >= 1 && n + m <= 32 && p <= 64; }
 constexpr index_t kMaxLaneN = 32 + 64;  // the largest n + m + p that lanes_pay admits
 
+// std::max and std::min by value (the same results, NaN included: lmax(a, b) = a < b ? b : a,
+// lmin(a, b) = b < a ? b : a), and std::max({a, b, …}) as their left fold (max_element's value).
+// The lane loops vectorize with these; with std::max/std::min, which return a reference, a
+// conditional one (x = c ? std::min(x, r) : x) stayed scalar compare-and-branch code, as did
+// the initializer_list form.
+template <class T>
+inline T lmax(T a, T b) {
+  return a < b ? b : a;
+}
+template <class T>
+inline T lmin(T a, T b) {
+  return b < a ? b : a;
+}
+template <class T>
+inline T max_of(T a) {
+  return a;
+}
+template <class T, class... R>
+inline T max_of(T a, T b, R... r) {
+  return max_of(lmax(a, b), r...);
+}
+
 // W problems interleaved [index][lane] (W = lanes<T>(), one vector register, or 1 for a group
 // of one element); sized once per thread for (n, m, p).
 template <class T, int W_ = lanes<T>()>
@@ -436,9 +458,9 @@ class LaneSolver {
       }
 #pragma omp simd
       for (int l = 0; l < W; ++l) {
-        smin[l] = std::min(smin[l], s[l]);
-        smax[l] = std::max(smax[l], s[l]);
-        snrm[l] = std::max(snrm[l], std::abs(s[l]));
+        smin[l] = lmin(smin[l], s[l]);
+        smax[l] = lmax(smax[l], s[l]);
+        snrm[l] = lmax(snrm[l], std::abs(s[l]));
       }
     }
     for (index_t i = 0; i < n; ++i) {
@@ -450,21 +472,21 @@ class LaneSolver {
         tl[l] = mL[l] != 0 ? zi[l] - lo[l] : T(1);
         tu[l] = mU[l] != 0 ? hi[l] - zi[l] : T(1);
         if (mL[l] != 0) {
-          smin[l] = std::min(smin[l], tl[l]);
-          smax[l] = std::max(smax[l], tl[l]);
-          snrm[l] = std::max(snrm[l], std::abs(tl[l]));
+          smin[l] = lmin(smin[l], tl[l]);
+          smax[l] = lmax(smax[l], tl[l]);
+          snrm[l] = lmax(snrm[l], std::abs(tl[l]));
         }
         if (mU[l] != 0) {
-          smin[l] = std::min(smin[l], tu[l]);
-          smax[l] = std::max(smax[l], tu[l]);
-          snrm[l] = std::max(snrm[l], std::abs(tu[l]));
+          smin[l] = lmin(smin[l], tu[l]);
+          smax[l] = lmax(smax[l], tu[l]);
+          snrm[l] = lmax(snrm[l], std::abs(tu[l]));
         }
       }
     }
     L_t sshift, dshift;
 #pragma omp simd
     for (int l = 0; l < W; ++l) {
-      const T thr = T(1e-8) * std::max(T(1), snrm[l]);
+      const T thr = T(1e-8) * lmax(T(1), snrm[l]);
       sshift[l] = smin[l] <= thr ? 1 - smin[l] : T(0);
       dshift[l] = smax[l] >= -thr ? 1 + smax[l] : T(0);
     }
@@ -539,8 +561,8 @@ class LaneSolver {
       const T *rp = at(g.rp, k), *Az = at(g.Az, k), *c = at(g.c, k), *lk = at(g.lam, k);
 #pragma omp simd
       for (int l = 0; l < W; ++l) {
-        pres[l] = std::max(pres[l], std::abs(rp[l]));
-        pscale[l] = std::max({pscale[l], std::abs(Az[l]), std::abs(c[l])});
+        pres[l] = lmax(pres[l], std::abs(rp[l]));
+        pscale[l] = max_of(pscale[l], std::abs(Az[l]), std::abs(c[l]));
         cl[l] += c[l] * lk[l];
       }
     }
@@ -548,8 +570,8 @@ class LaneSolver {
       const T *Gz = at(g.Gz, r), *h = at(g.h, r), *mr = at(g.mu, r);
 #pragma omp simd
       for (int l = 0; l < W; ++l) {
-        pres[l] = std::max(pres[l], Gz[l] - h[l]);
-        pscale[l] = std::max({pscale[l], std::abs(Gz[l]), std::abs(h[l])});
+        pres[l] = lmax(pres[l], Gz[l] - h[l]);
+        pscale[l] = max_of(pscale[l], std::abs(Gz[l]), std::abs(h[l]));
         hm[l] += h[l] * mr[l];
       }
     }
@@ -559,14 +581,14 @@ class LaneSolver {
               *Qz = at(g.Qz, i), *q = at(g.q, i), *Atl = at(g.Atl, i), *Gtm = at(g.Gtm, i);
 #pragma omp simd
       for (int l = 0; l < W; ++l) {
-        pscale[l] = std::max(pscale[l], std::abs(zi[l]));
-        if (mL[l] != 0) pres[l] = std::max(pres[l], lo[l] - zi[l]);
-        if (mU[l] != 0) pres[l] = std::max(pres[l], zi[l] - hi[l]);
+        pscale[l] = lmax(pscale[l], std::abs(zi[l]));
+        if (mL[l] != 0) pres[l] = lmax(pres[l], lo[l] - zi[l]);
+        if (mU[l] != 0) pres[l] = lmax(pres[l], zi[l] - hi[l]);
         bterm[l] += hi[l] * nu[l] - lo[l] * nl[l];
-        numax[l] = std::max(numax[l], std::abs(nu[l] - nl[l]));
-        dres[l] = std::max(dres[l], std::abs(rd[l]));
-        dscale[l] = std::max(
-            {dscale[l], std::abs(Qz[l]), std::abs(q[l]), std::abs(Atl[l]), std::abs(Gtm[l])});
+        numax[l] = lmax(numax[l], std::abs(nu[l] - nl[l]));
+        dres[l] = lmax(dres[l], std::abs(rd[l]));
+        dscale[l] =
+            max_of(dscale[l], std::abs(Qz[l]), std::abs(q[l]), std::abs(Atl[l]), std::abs(Gtm[l]));
         zQz[l] += zi[l] * Qz[l];
         qz[l] += q[l] * zi[l];
       }
@@ -577,7 +599,7 @@ class LaneSolver {
       M.pres = pres[l];
       M.pscale = 1 + pscale[l];
       M.dres = dres[l];
-      M.dscale = 1 + std::max(dscale[l], numax[l]);
+      M.dscale = 1 + lmax(dscale[l], numax[l]);
       M.gap = std::abs(zQz[l] + qz[l] + cl[l] + hm[l] + bterm[l]);
       M.gscale = 1 + std::abs(zQz[l] / 2 + qz[l]) +
                  std::max({std::abs(zQz[l]), std::abs(qz[l]), std::abs(cl[l]), std::abs(hm[l]),
@@ -649,7 +671,7 @@ class LaneSolver {
 #pragma omp simd
     for (int l = 0; l < W; ++l) {
       const T r = -x[l] / dx[l];
-      a[l] = dx[l] < 0 ? std::min(a[l], r) : a[l];
+      a[l] = dx[l] < 0 ? lmin(a[l], r) : a[l];
     }
   }
 
@@ -706,7 +728,7 @@ class LaneSolver {
     L_t aa, muaff{}, sigma;
     max_step(aa, g.asg, g.amu, g.atl, g.anl, g.atu, g.anu);
 #pragma omp simd
-    for (int l = 0; l < W; ++l) aa[l] = std::min(T(1), aa[l]);
+    for (int l = 0; l < W; ++l) aa[l] = lmin(T(1), aa[l]);
     for (index_t r = 0; r < p; ++r) {
       const T *s = at(g.sg, r), *mu = at(g.mu, r), *ds = at(g.asg, r), *dm = at(g.amu, r);
 #pragma omp simd
@@ -724,7 +746,7 @@ class LaneSolver {
 #pragma omp simd
     for (int l = 0; l < W; ++l) {
       const T ma = ncomp[l] > 0 ? muaff[l] / ncomp[l] : T(0);
-      const T ratio = mubar[l] > 0 ? std::min(T(1), std::max(T(0), ma / mubar[l])) : T(0);
+      const T ratio = mubar[l] > 0 ? lmin(T(1), lmax(T(0), ma / mubar[l])) : T(0);
       sigma[l] = ncomp[l] > 0 ? ratio * ratio * ratio : T(0);
     }
     for (index_t r = 0; r < p; ++r) {
@@ -748,7 +770,7 @@ class LaneSolver {
     max_step(alpha, g.dsg, g.dmu, g.dtl, g.dnl, g.dtu, g.dnu);
 #pragma omp simd
     for (int l = 0; l < W; ++l) {
-      alpha[l] = std::min(T(1), T(0.995) * alpha[l]);
+      alpha[l] = lmin(T(1), T(0.995) * alpha[l]);
       if (!(alpha[l] > T(1e-12))) g.run[l] = 0;
       if (g.run[l] == 0) alpha[l] = 0;  // frozen lanes keep their iterate
     }

@@ -289,7 +289,7 @@ class LanePolish {
     for (index_t i = 0; i < N; ++i) {
       const T* bi = at(b_.b, i);
 #pragma omp simd
-      for (int l = 0; l < W; ++l) atol[l] = std::max(atol[l], std::abs(bi[l]));
+      for (int l = 0; l < W; ++l) atol[l] = lmax(atol[l], std::abs(bi[l]));
     }
     residual(best);
     for (int l = 0; l < W; ++l) {
@@ -363,8 +363,8 @@ class LanePolish {
       for (int l = 0; l < W; ++l) {
         st[l] = a[l] + b[l] + c[l];
         nu[l] = ab[l] != 0 ? -(st[l] + q[l]) : T(0);
-        qmax[l] = std::max(qmax[l], std::abs(q[l]));
-        smax[l] = std::max(smax[l], std::abs(st[l]));
+        qmax[l] = lmax(qmax[l], std::abs(q[l]));
+        smax[l] = lmax(smax[l], std::abs(st[l]));
       }
     }
     // signs to tol of the dual scale, then clipped
@@ -374,14 +374,14 @@ class LanePolish {
 #pragma omp simd
     for (int l = 0; l < W; ++l) {
       sign_ok[l] = true;
-      lim[l] = tol * (1 + std::max(qmax[l], smax[l]));
+      lim[l] = tol * (1 + lmax(qmax[l], smax[l]));
     }
     for (index_t r = 0; r < p; ++r) {
       T* mu = at(b_.mu, r);
 #pragma omp simd
       for (int l = 0; l < W; ++l) {
         sign_ok[l] = sign_ok[l] && !(mu[l] < -lim[l]);
-        mu[l] = std::max(mu[l], T(0));
+        mu[l] = lmax(mu[l], T(0));
       }
     }
     for (index_t i = 0; i < n; ++i) {
@@ -391,10 +391,10 @@ class LanePolish {
       for (int l = 0; l < W; ++l) {
         if (ab[l] < 0) {
           sign_ok[l] = sign_ok[l] && !(nu[l] > lim[l]);
-          nu[l] = std::min(nu[l], T(0));
+          nu[l] = lmin(nu[l], T(0));
         } else if (ab[l] > 0) {
           sign_ok[l] = sign_ok[l] && !(nu[l] < -lim[l]);
-          nu[l] = std::max(nu[l], T(0));
+          nu[l] = lmax(nu[l], T(0));
         }
       }
     }
@@ -407,8 +407,8 @@ class LanePolish {
       const T *az = at(Az, k), *c = at(g.c, k), *lk = at(b_.lam, k);
 #pragma omp simd
       for (int l = 0; l < W; ++l) {
-        pscale[l] = std::max({pscale[l], std::abs(az[l]), std::abs(c[l])});
-        pres[l] = std::max(pres[l], std::abs(az[l] - c[l]));
+        pscale[l] = max_of(pscale[l], std::abs(az[l]), std::abs(c[l]));
+        pres[l] = lmax(pres[l], std::abs(az[l] - c[l]));
         cl[l] += c[l] * lk[l];
       }
     }
@@ -416,8 +416,8 @@ class LanePolish {
       const T *gz = at(Gz, r), *h = at(g.h, r), *mu = at(b_.mu, r);
 #pragma omp simd
       for (int l = 0; l < W; ++l) {
-        pscale[l] = std::max({pscale[l], std::abs(gz[l]), std::abs(h[l])});
-        pres[l] = std::max(pres[l], gz[l] - h[l]);
+        pscale[l] = max_of(pscale[l], std::abs(gz[l]), std::abs(h[l]));
+        pres[l] = lmax(pres[l], gz[l] - h[l]);
         hm[l] += h[l] * mu[l];
       }
     }
@@ -427,13 +427,13 @@ class LanePolish {
               *b = at(Atl, i), *c = at(Gtm, i);
 #pragma omp simd
       for (int l = 0; l < W; ++l) {
-        pscale[l] = std::max(pscale[l], std::abs(z[l]));
-        if (mL[l] != 0) pres[l] = std::max(pres[l], lo[l] - z[l]);
-        if (mU[l] != 0) pres[l] = std::max(pres[l], z[l] - hi[l]);
+        pscale[l] = lmax(pscale[l], std::abs(z[l]));
+        if (mL[l] != 0) pres[l] = lmax(pres[l], lo[l] - z[l]);
+        if (mU[l] != 0) pres[l] = lmax(pres[l], z[l] - hi[l]);
         bterm[l] += nu[l] > 0 ? nu[l] * hi[l] : nu[l] < 0 ? nu[l] * lo[l] : T(0);
-        dres[l] = std::max(dres[l], std::abs(a[l] + q[l] + b[l] + c[l] + nu[l]));
-        numax[l] = std::max(numax[l], std::abs(nu[l]));
-        dsc[l] = std::max({dsc[l], std::abs(a[l]), std::abs(q[l]), std::abs(b[l]), std::abs(c[l])});
+        dres[l] = lmax(dres[l], std::abs(a[l] + q[l] + b[l] + c[l] + nu[l]));
+        numax[l] = lmax(numax[l], std::abs(nu[l]));
+        dsc[l] = max_of(dsc[l], std::abs(a[l]), std::abs(q[l]), std::abs(b[l]), std::abs(c[l]));
         zQz[l] += z[l] * a[l];
         qz[l] += q[l] * z[l];
       }
@@ -445,7 +445,7 @@ class LanePolish {
       M.pres = pres[l];
       M.pscale = 1 + pscale[l];
       M.dres = dres[l];
-      M.dscale = 1 + std::max(dsc[l], numax[l]);
+      M.dscale = 1 + lmax(dsc[l], numax[l]);
       M.gap = std::abs(zQz[l] + qz[l] + cl[l] + hm[l] + bterm[l]);
       M.gscale = 1 + std::abs(zQz[l] / 2 + qz[l]) +
                  std::max({std::abs(zQz[l]), std::abs(qz[l]), std::abs(cl[l]), std::abs(hm[l]),
