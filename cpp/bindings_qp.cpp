@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -84,18 +85,32 @@ int first_nonfinite(const fastkkt::qp::QPProblem<T>& P, index_t B) {
   const index_t rows[8] = {P.n, P.n, P.m, P.m, P.p, P.p, P.n, P.n};
   const index_t cols[8] = {P.n, 1, P.n, 1, P.n, 1, 1, 1};
   const int inf_ok[8] = {0, 0, 0, 0, 0, 1, -1, 1};  // the infinity allowed: +1 +inf, −1 −inf
+  const T inf = std::numeric_limits<T>::infinity();
   for (int k = 0; k < 8; ++k) {
+    // x breaks the rule iff it fails one comparison (NaN fails every one): |x| < ∞ where no
+    // infinity is allowed, x > −∞ where +∞ is, x < +∞ where −∞ is; an OR over a row, which
+    // vectorizes (the branch per entry it replaces was ~3% of a call on mpc, before the solve)
+    const int ok = inf_ok[k];
+    // a vector (one column): its entries are the inner loop
+    const bool vec = cols[k] == 1;
+    const index_t outer = vec ? 1 : rows[k], inner = vec ? rows[k] : cols[k];
+    const index_t so = ops[k]->s0, si = vec ? ops[k]->s0 : ops[k]->s1;
     const T* last = nullptr;
     for (index_t b = 0; b < B; ++b) {
       const T* e = ops[k]->at(P.batch, b);
       if (e == last) continue;
       last = e;
-      for (index_t i = 0; i < rows[k]; ++i)
-        for (index_t j = 0; j < cols[k]; ++j) {
-          const T x = e[i * ops[k]->s0 + j * ops[k]->s1];
-          if (std::isfinite(x)) continue;
-          if (std::isnan(x) || inf_ok[k] == 0 || (x > 0) != (inf_ok[k] > 0)) return k;
+      for (index_t i = 0; i < outer; ++i) {
+        const T* r = e + i * so;
+        int bad = 0;
+#pragma omp simd reduction(| : bad)
+        for (index_t j = 0; j < inner; ++j) {
+          const T x = r[j * si];
+          const bool good = ok == 0 ? std::abs(x) < inf : ok > 0 ? x > -inf : x < inf;
+          bad |= good ? 0 : 1;
         }
+        if (bad != 0) return k;
+      }
     }
   }
   return -1;

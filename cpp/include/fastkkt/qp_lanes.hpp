@@ -46,7 +46,7 @@
 // not meet the rule within kLaneMaxIter iterations (or max_iter), whose factorization breaks
 // down, whose step length collapses or whose iterate goes non-finite — infeasible and unbounded
 // problems among them — is solved by the scalar solver from scratch, as if the lanes had never
-// seen it. Which problems take this path (lane_eligible): every coordinate free (lb < ub, no
+// seen it. Which problems take this path (lane_load): every coordinate free (lb < ub, no
 // fixed coordinate to eliminate), every h finite (no row to drop), all data finite; and the
 // call's sizes small (lanes_pay: n + m ≤ 32, p ≤ 64, whatever the batch size, so that an
 // element's result never depends on its batch). Everything else is qp.hpp's path unchanged.
@@ -162,51 +162,64 @@ struct LaneGroup {
   }
 };
 
-// Can element data (dense, as load_element leaves it in w) take the lane path?
-template <class T>
-bool lane_eligible(const QPWorkspace<T>& w) {
-  const index_t n = w.n, m = w.m, p = w.p;
-  for (index_t i = 0; i < n; ++i) {
-    if (!(w.lbf[i] < w.ubf[i]) || std::isnan(w.lbf[i]) || std::isnan(w.ubf[i])) return false;
-    if (!std::isfinite(w.qf[i])) return false;
-  }
-  for (index_t i = 0; i < n * n; ++i)
-    if (!std::isfinite(w.Qf[i])) return false;
-  for (index_t i = 0; i < m * n; ++i)
-    if (!std::isfinite(w.Af[i])) return false;
-  for (index_t i = 0; i < p * n; ++i)
-    if (!std::isfinite(w.Gf[i])) return false;
-  for (index_t k = 0; k < m; ++k)
-    if (!std::isfinite(w.cf[k])) return false;
-  for (index_t r = 0; r < p; ++r)
-    if (!std::isfinite(w.hf[r])) return false;
-  return true;
-}
-
-// Copies the element in w (dense) into lane l of g.
+// Copies element b of P into lane l of g — the values load_element gives the scalar solver
+// (sym(Q) as Q_ij/2 + Q_ji/2) — and says whether it can take the lane path: every coordinate free
+// (lb < ub), all data finite (h included: no row to drop). False: lane l holds a partial copy,
+// which the caller overwrites.
 template <class T, int W>
-void lane_load(const QPWorkspace<T>& w, LaneGroup<T, W>& g, int l) {
-  const index_t n = w.n, m = w.m, p = w.p;
-  T qmax = 0;
-  for (index_t j = 0; j < n; ++j)
-    for (index_t i = 0; i < n; ++i) {
-      const T v = w.Qf[i + j * n];
-      g.Q[(i + j * n) * W + l] = v;
-      qmax = std::max(qmax, std::abs(v));
-    }
+bool lane_load(const QPProblem<T>& P, index_t b, LaneGroup<T, W>& g, int l) {
+  const index_t n = P.n, m = P.m, p = P.p;
+  const T* lb = P.lb.at(P.batch, b);
+  const T* ub = P.ub.at(P.batch, b);
+  const T* q = P.q.at(P.batch, b);
   for (index_t j = 0; j < n; ++j) {
-    for (index_t k = 0; k < m; ++k) g.A[(k + j * m) * W + l] = w.Af[k + j * m];
-    for (index_t r = 0; r < p; ++r) g.GT[(j + r * n) * W + l] = w.Gf[r + j * p];
-    g.q[j * W + l] = w.qf[j];
-    const T lo = w.lbf[j], hi = w.ubf[j];
+    const T lo = lb[j * P.lb.s0], hi = ub[j * P.ub.s0], qj = q[j * P.q.s0];
+    if (!(lo < hi) || !std::isfinite(qj)) return false;  // (a NaN bound fails lo < hi)
+    g.q[j * W + l] = qj;
     g.mL[j * W + l] = std::isfinite(lo) ? T(1) : T(0);
     g.mU[j * W + l] = std::isfinite(hi) ? T(1) : T(0);
     g.lbz[j * W + l] = std::isfinite(lo) ? lo : T(0);
     g.ubz[j * W + l] = std::isfinite(hi) ? hi : T(0);
   }
-  for (index_t k = 0; k < m; ++k) g.c[k * W + l] = w.cf[k];
-  for (index_t r = 0; r < p; ++r) g.h[r * W + l] = w.hf[r];
+  const T* Q = P.Q.at(P.batch, b);
+  T qmax = 0;
+  bool fin = true;
+  for (index_t j = 0; j < n; ++j)
+    for (index_t i = j; i < n; ++i) {
+      const T v = Q[i * P.Q.s0 + j * P.Q.s1] / 2 + Q[j * P.Q.s0 + i * P.Q.s1] / 2;
+      g.Q[(i + j * n) * W + l] = v;
+      g.Q[(j + i * n) * W + l] = v;
+      fin = fin && std::isfinite(v);
+      qmax = std::max(qmax, std::abs(v));
+    }
+  const T* A = P.A.at(P.batch, b);
+  for (index_t k = 0; k < m; ++k)
+    for (index_t j = 0; j < n; ++j) {
+      const T v = A[k * P.A.s0 + j * P.A.s1];
+      g.A[(k + j * m) * W + l] = v;
+      fin = fin && std::isfinite(v);
+    }
+  const T* G = P.G.at(P.batch, b);
+  for (index_t r = 0; r < p; ++r)
+    for (index_t j = 0; j < n; ++j) {
+      const T v = G[r * P.G.s0 + j * P.G.s1];
+      g.GT[(j + r * n) * W + l] = v;
+      fin = fin && std::isfinite(v);
+    }
+  const T* c = P.c.at(P.batch, b);
+  for (index_t k = 0; k < m; ++k) {
+    const T v = c[k * P.c.s0];
+    g.c[k * W + l] = v;
+    fin = fin && std::isfinite(v);
+  }
+  const T* h = P.h.at(P.batch, b);
+  for (index_t r = 0; r < p; ++r) {
+    const T v = h[r * P.h.s0];
+    g.h[r * W + l] = v;
+    fin = fin && std::isfinite(v);
+  }
   g.rho[l] = ipm_reg<T>() * std::max(T(1), qmax);  // as ElementSolver::q_is_psd
+  return fin;
 }
 
 // Copies lane l's iterate into the scalar workspace (reduced = full: no fixed coordinate, no

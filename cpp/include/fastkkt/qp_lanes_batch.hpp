@@ -59,10 +59,11 @@ void lane_psd(LaneGroup<T, W>& g, std::int8_t* psd) {
   for (int l = 0; l < W; ++l) psd[l] = ok[l] ? 1 : 0;
 }
 
-// Elements [g0, g1) (at most W) of P, element g0 + l loaded once into ws[l]: the eligible ones
-// whose Q passes the PSD test through the lanes and their polish; every element the polish did
-// not answer through the scalar solver (warm where its lane met the rule, else from scratch; the
-// PSD test not repeated where it passed, the polish not where it was rejected).
+// Elements [g0, g1) (at most W) of P: the eligible ones (read straight into the lanes) whose Q
+// passes the PSD test through the lanes and their polish; every element the polish did not
+// answer loaded into its workspace ws[l] and finished by the scalar solver (warm where its lane
+// met the rule, else from scratch; the PSD test not repeated where it passed, the polish not
+// where it was rejected).
 template <class T, int W>
 void solve_group(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out, index_t g0,
                  index_t g1, QPWorkspace<T>* ws, LaneGroup<T, W>& g, LanePolishBuffers<T, W>& pb) {
@@ -70,36 +71,40 @@ void solve_group(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T
   for (int l = 0; l < W; ++l) {
     g.run[l] = 0;
     g.done[l] = 0;
-    if (g0 + l >= g1) continue;
-    load_element(P, g0 + l, ws[l]);
-    if (!lane_eligible(ws[l])) continue;
-    lane_load(ws[l], g, l);
+    if (g0 + l >= g1 || !lane_load(P, g0 + l, g, l)) continue;
     g.run[l] = 1;
     if (first < 0) first = l;
   }
-  std::int8_t outcome[W] = {};
+  std::int8_t outcome[W] = {}, psd[W] = {};
   if (first >= 0) {
     for (int l = 0; l < W; ++l)
       if (g.run[l] == 0) lane_copy(g, first, l);
-    std::int8_t psd[W];
     lane_psd(g, psd);
     for (int l = 0; l < W; ++l) {
-      if (g.run[l] == 0) continue;
-      ws[l].psd_known = psd[l] != 0;
+      if (g.run[l] == 0) {
+        psd[l] = 0;  // (a copy's verdict is not the element's)
+        continue;
+      }
       g.run[l] = psd[l];  // not PSD: the scalar solver's own test reports it
     }
     LaneSolver<T, W>(g, S).run();
     LanePolish<T, W>(g, pb, S).run(outcome);
   }
   for (int l = 0; l < W && g0 + l < g1; ++l) {
+    QPWorkspace<T>& w = ws[l];
     if (outcome[l] == kLaneAccepted) {
-      lane_polish_store(g, pb, l, out, g0 + l, ws[l]);
-    } else if (g.done[l] != 0) {
-      lane_store(g, l, ws[l]);
-      ws[l].polish_failed_at_warm = outcome[l] == kLaneRejected;
-      solve_loaded(P, S, out, g0 + l, ws[l], g.it_done[l]);
+      if (out.active != nullptr) load_element(P, g0 + l, w);  // G, h, lb, ub for the adjoint
+      lane_polish_store(g, pb, l, out, g0 + l, w);
+      continue;
+    }
+    load_element(P, g0 + l, w);
+    w.psd_known = psd[l] != 0;
+    if (g.done[l] != 0) {
+      lane_store(g, l, w);
+      w.polish_failed_at_warm = outcome[l] == kLaneRejected;
+      solve_loaded(P, S, out, g0 + l, w, g.it_done[l]);
     } else {
-      solve_loaded(P, S, out, g0 + l, ws[l]);
+      solve_loaded(P, S, out, g0 + l, w);
     }
   }
 }

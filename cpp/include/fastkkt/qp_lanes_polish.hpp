@@ -2,7 +2,7 @@
 // at once (qp_lanes.hpp), one problem per SIMD lane, and the answer written where it is accepted.
 //
 // Mathematics: ElementSolver::polish (qp.hpp's opening comment, "Polish"), for problems with no
-// fixed coordinate and every h finite (qp_lanes.hpp's lane_eligible: reduced = full). From the
+// fixed coordinate and every h finite (qp_lanes.hpp's lane_load: reduced = full). From the
 // iterate that met polish_try_tol in the lanes, guess the active set — rows with s < μ, bounds
 // with t < ν (at both bounds the nearer) — fix the active bounds at their value v and solve the
 // equality-constrained KKT system of the free coordinates F and the active rows R,
