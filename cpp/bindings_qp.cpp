@@ -91,9 +91,11 @@ int first_nonfinite(const fastkkt::qp::QPProblem<T>& P, index_t B) {
     // infinity is allowed, x > −∞ where +∞ is, x < +∞ where −∞ is; an OR over a row, which
     // vectorizes (the branch per entry it replaces was ~3% of a call on mpc, before the solve)
     const int ok = inf_ok[k];
-    // a vector (one column): its entries are the inner loop
+    // the inner loop: a vector's entries (one column), or a contiguous matrix as one block
     const bool vec = cols[k] == 1;
-    const index_t outer = vec ? 1 : rows[k], inner = vec ? rows[k] : cols[k];
+    const bool block = !vec && ops[k]->s1 == 1 && ops[k]->s0 == cols[k];
+    const index_t outer = vec || block ? 1 : rows[k];
+    const index_t inner = vec ? rows[k] : block ? rows[k] * cols[k] : cols[k];
     const index_t so = ops[k]->s0, si = vec ? ops[k]->s0 : ops[k]->s1;
     const T* last = nullptr;
     for (index_t b = 0; b < B; ++b) {

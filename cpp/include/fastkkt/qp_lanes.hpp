@@ -63,10 +63,14 @@
 // main build 758c6ae side by side, PIQP in the same process): mpc (B = 4096, n = 12, m = 4,
 // box) 251 → 121 ms, 2.0× PIQP → 4.3×; scqpth_small (B = 32, n = 10, p = 20) 2.19 → 1.80 ms,
 // 2.4× → 3.3×. Iteration counts are those of the scalar path (mpc, scqpth_small: the same for
-// every element). What is left per element (perf, mpc): the scalar finish — load, presolve, the
-// PSD test of Q, the polish and the full-problem check — about a third of the time, and the
+// every element). Since 2026-11-29 the PSD test and the polish run in the lanes too, each element
+// is read once, and every lanewise loop is vectorized (#pragma omp simd; lmin/lmax: GCC had left
+// the step-length test and much of step, newton and check as scalar code): mpc 2026-11-29
+// d916691 → 991d706 about 0.53× the time (one thread, alternated, three steps multiplied),
+// scqpth_small about 0.63×. What is left (perf, mpc): the iterations — the factorizations and
+// solves of K_reg ~30%, the vector work of step, newton, residuals and check ~25% — and the
 // lanes of a group idle once their problem is done (the group runs to its slowest problem:
-// ~10 iterations for a mean of 5.6 on mpc). The size limits (feasible_qp, B = 256, CPU ms
+// 6.55 iterations for a mean of 5.6 on mpc, 14% of lane iterations idle; 29% on scqpth_small). The size limits (feasible_qp, B = 256, CPU ms
 // main → lanes): n, m, p = 8, 0, 8: 13.6 → 8.6; 20, 4, 30: 105 → 90; 30, 2, 20: 70 → 53;
 // 30, 2, 60: 232 → 217; 24, 8, 64: 189 → 192 — GᵀWG's pn² takes over and the gain is gone.
 #pragma once
