@@ -117,6 +117,23 @@ inline T max_of(T a, T b, R... r) {
   return max_of(lmax(a, b), r...);
 }
 
+// The stopping rule's measures (qp.hpp's Measures, as `measure` forms them) of one lane from its
+// accumulated pieces: the largest primal and dual residuals and their scales, the largest |ν|,
+// and the gap's terms zᵀQz, qᵀz, cᵀλ, hᵀμ and the bounds' term.
+template <class T>
+Measures<T> lane_measures(T pres, T pscale, T dres, T dscale, T numax, T zQz, T qz, T cl, T hm,
+                          T bterm) {
+  Measures<T> M{};
+  M.pres = pres;
+  M.pscale = 1 + pscale;
+  M.dres = dres;
+  M.dscale = 1 + lmax(dscale, numax);
+  M.gap = std::abs(zQz + qz + cl + hm + bterm);
+  M.gscale = 1 + std::abs(zQz / 2 + qz) +
+             std::max({std::abs(zQz), std::abs(qz), std::abs(cl), std::abs(hm), std::abs(bterm)});
+  return M;
+}
+
 // W problems interleaved [index][lane] (W = lanes<T>(), one vector register, or 1 for a group
 // of one element); sized once per thread for (n, m, p).
 template <class T, int W_ = lanes<T>()>
@@ -612,15 +629,8 @@ class LaneSolver {
     }
     for (int l = 0; l < W; ++l) {
       if (g.run[l] == 0) continue;
-      Measures<T> M{};
-      M.pres = pres[l];
-      M.pscale = 1 + pscale[l];
-      M.dres = dres[l];
-      M.dscale = 1 + lmax(dscale[l], numax[l]);
-      M.gap = std::abs(zQz[l] + qz[l] + cl[l] + hm[l] + bterm[l]);
-      M.gscale = 1 + std::abs(zQz[l] / 2 + qz[l]) +
-                 std::max({std::abs(zQz[l]), std::abs(qz[l]), std::abs(cl[l]), std::abs(hm[l]),
-                           std::abs(bterm[l])});
+      const Measures<T> M = lane_measures(pres[l], pscale[l], dres[l], dscale[l], numax[l], zQz[l],
+                                          qz[l], cl[l], hm[l], bterm[l]);
       if (!std::isfinite(M.pres + M.dres + M.gap)) {
         g.run[l] = 0;
       } else if (M.ok(try_tol)) {

@@ -443,15 +443,8 @@ class LanePolish {
     for (int l = 0; l < W; ++l) {
       if (!live_[l]) continue;
       if (!finite[l]) continue;  // kLaneNotPolished: the scalar solver's own polish decides
-      Measures<T> M{};
-      M.pres = pres[l];
-      M.pscale = 1 + pscale[l];
-      M.dres = dres[l];
-      M.dscale = 1 + lmax(dsc[l], numax[l]);
-      M.gap = std::abs(zQz[l] + qz[l] + cl[l] + hm[l] + bterm[l]);
-      M.gscale = 1 + std::abs(zQz[l] / 2 + qz[l]) +
-                 std::max({std::abs(zQz[l]), std::abs(qz[l]), std::abs(cl[l]), std::abs(hm[l]),
-                           std::abs(bterm[l])});
+      const Measures<T> M = lane_measures(pres[l], pscale[l], dres[l], dsc[l], numax[l], zQz[l],
+                                          qz[l], cl[l], hm[l], bterm[l]);
       outcome[l] = sign_ok[l] && M.ok(s_.tol * T(kMargin)) ? kLaneAccepted : kLaneRejected;
     }
   }
