@@ -39,7 +39,8 @@ void lane_psd(LaneGroup<T, W>& g, std::int8_t* psd) {
   for (int l = 0; l < W; ++l) shift[l] = 0;
   for (index_t i = 0; i < n * n; ++i) {
     const T* q = g.Q.data() + i * W;
-    for (int l = 0; l < W; ++l) shift[l] = std::max(shift[l], std::abs(q[l]));
+#pragma omp simd
+    for (int l = 0; l < W; ++l) shift[l] = lmax(shift[l], std::abs(q[l]));
   }
   for (int l = 0; l < W; ++l) shift[l] = psd_shift(shift[l]);
   T* C = g.K.data();
@@ -47,6 +48,7 @@ void lane_psd(LaneGroup<T, W>& g, std::int8_t* psd) {
     for (index_t j = 0; j <= i; ++j) {
       T* c = C + (i * n + j) * W;
       const T* q = g.Q.data() + (i + j * n) * W;
+#pragma omp simd
       for (int l = 0; l < W; ++l) c[l] = i == j ? q[l] + shift[l] : q[l];
     }
   T kmax[W], knorm[W], flags[W];
@@ -61,12 +63,12 @@ void lane_psd(LaneGroup<T, W>& g, std::int8_t* psd) {
 
 // Elements [g0, g1) (at most W) of P: the eligible ones (read straight into the lanes) whose Q
 // passes the PSD test through the lanes and their polish; every element the polish did not
-// answer loaded into its workspace ws[l] and finished by the scalar solver (warm where its lane
-// met the rule, else from scratch; the PSD test not repeated where it passed, the polish not
-// where it was rejected).
+// answer loaded, one after the other, into the workspace w and finished by the scalar solver
+// (warm where its lane met the rule, else from scratch; the PSD test not repeated where it
+// passed, the polish not where it was rejected).
 template <class T, int W>
 void solve_group(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T>& out, index_t g0,
-                 index_t g1, QPWorkspace<T>* ws, LaneGroup<T, W>& g, LanePolishBuffers<T, W>& pb) {
+                 index_t g1, QPWorkspace<T>& w, LaneGroup<T, W>& g, LanePolishBuffers<T, W>& pb) {
   int first = -1;
   for (int l = 0; l < W; ++l) {
     g.run[l] = 0;
@@ -91,7 +93,6 @@ void solve_group(const QPProblem<T>& P, const QPSettings<T>& S, const QPOutput<T
     LanePolish<T, W>(g, pb, S).run(outcome);
   }
   for (int l = 0; l < W && g0 + l < g1; ++l) {
-    QPWorkspace<T>& w = ws[l];
     if (outcome[l] == kLaneAccepted) {
       if (out.active != nullptr) load_element(P, g0 + l, w);  // G, h, lb, ub for the adjoint
       lane_polish_store(g, pb, l, out, g0 + l, w);
@@ -122,7 +123,6 @@ struct LaneScratch {
   std::vector<LanePolishBuffers<T, LaneGroup<T>::W>> pbs;
   std::vector<LanePolishBuffers<T, 1>> pb1s;
 
-  // ws: W per thread (one per lane), thread t's from ws[t·W]
   void fit(index_t n_, index_t m_, index_t p_, int nt, bool wide, bool one) {
     if (n_ != n || m_ != m || p_ != p) {
       ws.clear();
@@ -135,7 +135,7 @@ struct LaneScratch {
       p = p_;
     }
     const auto k = static_cast<size_t>(nt);
-    while (ws.size() < k * LaneGroup<T>::W) ws.emplace_back(n, m, p);
+    while (ws.size() < k) ws.emplace_back(n, m, p);
     while (wide && gs.size() < k) gs.emplace_back(n, m, p);
     while (wide && pbs.size() < k) pbs.emplace_back(n, m, p);
     while (one && g1s.size() < k) g1s.emplace_back(n, m, p);
@@ -169,11 +169,10 @@ void solve_qp_batch_lanes(const QPProblem<T>& P, const QPSettings<T>& S, const Q
   parallel_for(index_t(0), groups, nt, 1, [&](index_t gi, int t) {
     const index_t g0 = b0 + gi * W, g1 = std::min(b1, g0 + W);
     const auto ti = static_cast<size_t>(t);
-    QPWorkspace<T>* wt = ws.data() + ti * W;
     if (g1 - g0 == 1)
-      solve_group(P, S, out, g0, g1, wt, g1s[ti], pb1s[ti]);
+      solve_group(P, S, out, g0, g1, ws[ti], g1s[ti], pb1s[ti]);
     else
-      solve_group(P, S, out, g0, g1, wt, gs[ti], pbs[ti]);
+      solve_group(P, S, out, g0, g1, ws[ti], gs[ti], pbs[ti]);
   });
 }
 
